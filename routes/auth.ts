@@ -1,0 +1,72 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { eq } from 'drizzle-orm'
+import { uniqueViolation } from '../src/db/errors.js'
+import { users } from '../src/db/schema.js'
+import { apiError, fieldErrors } from '../src/errors.js'
+import { emailKey, normaliseEmail, registrationErrors, usernameKey } from '../src/identity.js'
+import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, toUser } from '../src/schemas.js'
+
+// SimpleJWT's wording, the same whether the user is unknown or the password is wrong.
+const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active account found with the given credentials')
+
+const auth: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { db, password, tokens } = fastify
+
+  // The second path is the one the Django service served.
+  for (const path of ['/auth/register/', '/auth/registration/']) {
+    fastify.post(path, {
+      schema: { body: RegisterBody, response: { 201: User, 400: ErrorBody, 409: ErrorBody } }
+    }, async (request, reply) => {
+      const body = request.body
+      const errors = registrationErrors(body)
+      if (Object.keys(errors).length > 0) throw fieldErrors(errors)
+
+      const passwordHash = await password.hash(body.password)
+      try {
+        const [user] = await db.insert(users).values({
+          username: body.username.normalize('NFKC'),
+          usernameKey: usernameKey(body.username),
+          email: normaliseEmail(body.email),
+          emailKey: emailKey(body.email),
+          passwordHash
+        }).returning()
+        request.log.info({ userId: user!.id }, 'user registered')
+        return reply.code(201).send(toUser(user!))
+      } catch (error) {
+        // The unique indexes decide, so racing registrations of one name get exactly one 201.
+        const constraint = uniqueViolation(error)
+        if (constraint === 'users_username_key_unique') throw apiError(409, 'username_taken', 'A user with that username already exists.')
+        if (constraint === 'users_email_key_unique') throw apiError(409, 'email_taken', 'A user with that email address already exists.')
+        throw error
+      }
+    })
+  }
+
+  fastify.post('/auth/login/', {
+    schema: { body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } }
+  }, async (request) => {
+    const { username: identifier, password: plaintext } = request.body
+    const [user] = await db
+      .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
+      .from(users)
+      .where(identifier.includes('@') ? eq(users.emailKey, emailKey(identifier)) : eq(users.usernameKey, usernameKey(identifier)))
+    if (user === undefined) {
+      // Spend the time a real verify takes, so timing does not tell which accounts exist.
+      await password.verifyDummy(plaintext)
+      request.log.info('login failed: unknown account')
+      throw invalidCredentials()
+    }
+    if (!await password.verify(user.passwordHash, plaintext)) {
+      request.log.info({ userId: user.id }, 'login failed: wrong password')
+      throw invalidCredentials()
+    }
+    if (password.needsRehash(user.passwordHash)) {
+      await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
+    }
+    const pair = await tokens.startSession(user, { userAgent: request.headers['user-agent'], ip: request.ip })
+    request.log.info({ userId: user.id }, 'login succeeded')
+    return pair
+  })
+}
+
+export default auth

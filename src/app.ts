@@ -1,0 +1,77 @@
+import { STATUS_CODES } from 'node:http'
+import sensible from '@fastify/sensible'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import db from '../plugins/db.js'
+import password from '../plugins/password.js'
+import tokens from '../plugins/tokens.js'
+import authRoutes from '../routes/auth.js'
+import healthRoutes from '../routes/health.js'
+import jwksRoutes from '../routes/jwks.js'
+import meRoutes from '../routes/me.js'
+import tokenRoutes from '../routes/tokens.js'
+import type { Config } from './config.js'
+import { codeForStatus, isErrorCode } from './errors.js'
+import { loadOrCreateSigningKey } from './keys.js'
+import { validationErrors } from './validation.js'
+
+export interface AppOptions {
+  config: Config
+}
+
+/** The whole service as one plugin; register it wrapped in fastify-plugin. */
+const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
+  await fastify.register(sensible)
+  await fastify.register(db, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  await fastify.register(password)
+  await fastify.register(tokens, {
+    signingKey: config.signingKey ?? await loadOrCreateSigningKey(config.dataDir),
+    accessTokenTtl: config.accessTokenTtl,
+    refreshTokenTtl: config.refreshTokenTtl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience
+  })
+
+  fastify.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/auth')) reply.header('cache-control', 'no-store')
+  })
+
+  fastify.setErrorHandler((error: FastifyError & { headers?: Record<string, string>, errors?: Record<string, string[]> }, request, reply) => {
+    if (error.validation) {
+      return reply.code(400).send({
+        statusCode: 400,
+        error: 'Bad Request',
+        code: 'invalid_request',
+        message: 'Invalid input.',
+        errors: validationErrors(error.validation)
+      })
+    }
+    const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    if (statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Something went wrong.' })
+    }
+    if (error.headers) reply.headers(error.headers)
+    return reply.code(statusCode).send({
+      statusCode,
+      error: STATUS_CODES[statusCode],
+      code: isErrorCode(error.code) ? error.code : codeForStatus[statusCode] ?? 'invalid_request',
+      message: error.message,
+      errors: error.errors
+    })
+  })
+
+  fastify.setNotFoundHandler((request, reply) => reply.code(404).send({
+    statusCode: 404,
+    error: 'Not Found',
+    code: 'not_found',
+    message: `Route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)} not found`
+  }))
+
+  await fastify.register(authRoutes)
+  await fastify.register(tokenRoutes)
+  await fastify.register(meRoutes)
+  await fastify.register(jwksRoutes)
+  await fastify.register(healthRoutes)
+}
+
+export default app

@@ -1,0 +1,128 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+const Duration = Type.String({ pattern: '^[1-9][0-9]*[smhd]?$' })
+
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  ACCESS_TOKEN_TTL: { ...Duration, default: '15m' },
+  REFRESH_TOKEN_TTL: { ...Duration, default: '30d' },
+  JWT_PRIVATE_KEY: Type.Optional(Type.String()),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String()),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  )
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  port: number
+  host: string
+  /** postgres.js connection string; without it the service runs on PGlite under dataDir. */
+  databaseUrl?: string
+  dataDir: string
+  /** Seconds. */
+  accessTokenTtl: number
+  /** Seconds. */
+  refreshTokenTtl: number
+  /** From JWT_PRIVATE_KEY; without it a key pair is kept in dataDir. */
+  signingKey?: KeyObject
+  jwtIssuer: string
+  jwtAudience: string
+  logLevel: string
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  ${problem}`).join('\n')}`)
+  }
+}
+
+const maxTtlSeconds = 3650 * 86400
+const secondsPerUnit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
+
+/** `900`, `900s`, `15m`, `12h` and `30d` all mean seconds. */
+export function parseDuration (value: string): number {
+  const unit = value.at(-1) as string
+  return unit in secondsPerUnit
+    ? Number(value.slice(0, -1)) * (secondsPerUnit[unit] as number)
+    : Number(value)
+}
+
+/** Reads the environment, or throws a ConfigError with one line per bad variable. */
+export function loadConfig (environment: Record<string, string | undefined> = process.env): Config {
+  const picked = Object.fromEntries(
+    Object.keys(EnvSchema.properties)
+      .filter((name) => environment[name] !== undefined && environment[name] !== '')
+      .map((name) => [name, environment[name]])
+  )
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, picked)) as Env
+  const problems = [...Value.Errors(EnvSchema, env)].map((error) => {
+    const name = error.instancePath.slice(1)
+    return `${name}: ${error.keyword === 'pattern' ? `${describe(name)}, got ${JSON.stringify(env[name as keyof Env])}` : error.message}`
+  })
+  if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
+    problems.push('DATABASE_URL: not a valid URL')
+  }
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const) {
+    if (typeof env[name] === 'string' && parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
+  }
+  const signingKey = readSigningKey(env, problems)
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  return {
+    port: env.PORT,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    dataDir: env.DATA_DIR,
+    accessTokenTtl: parseDuration(env.ACCESS_TOKEN_TTL),
+    refreshTokenTtl: parseDuration(env.REFRESH_TOKEN_TTL),
+    signingKey,
+    jwtIssuer: env.JWT_ISSUER,
+    jwtAudience: env.JWT_AUDIENCE,
+    logLevel: env.LOG_LEVEL
+  }
+}
+
+function describe (name: string): string {
+  return name === 'DATABASE_URL'
+    ? 'must be a postgres:// or postgresql:// URL'
+    : 'must be a positive number of seconds, or a number followed by s, m, h or d'
+}
+
+function readSigningKey (env: Env, problems: string[]): KeyObject | undefined {
+  if (env.JWT_PRIVATE_KEY === undefined) {
+    if (env.JWT_PUBLIC_KEY !== undefined) problems.push('JWT_PUBLIC_KEY: set only together with JWT_PRIVATE_KEY')
+    return undefined
+  }
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(env.JWT_PRIVATE_KEY)
+  } catch {
+    problems.push('JWT_PRIVATE_KEY: not a private key in PEM format')
+    return undefined
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    problems.push(`JWT_PRIVATE_KEY: must be an Ed25519 key, got ${privateKey.asymmetricKeyType}`)
+    return undefined
+  }
+  if (env.JWT_PUBLIC_KEY !== undefined && !publicKeyMatches(privateKey, env.JWT_PUBLIC_KEY)) {
+    problems.push('JWT_PUBLIC_KEY: not the public half of JWT_PRIVATE_KEY')
+  }
+  return privateKey
+}
+
+function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {
+  try {
+    return createPublicKey(publicPem).equals(createPublicKey(privateKey))
+  } catch {
+    return false
+  }
+}

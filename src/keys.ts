@@ -1,0 +1,43 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+export const privateKeyFile = 'jwt-private-key.pem'
+
+export interface PublicJwk {
+  kty: string
+  crv: string
+  x: string
+  kid: string
+  alg: 'EdDSA'
+  use: 'sig'
+}
+
+/**
+ * The key pair kept in dataDir, created on first start. Written to a temporary file
+ * and linked into place, so instances starting together all end up with the same key.
+ */
+export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObject> {
+  const path = join(dataDir, privateKeyFile)
+  const pem = await readFile(path, 'utf8').catch(async () => {
+    await mkdir(dataDir, { recursive: true })
+    const fresh = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' })
+    const temporary = `${path}.${process.pid}.tmp`
+    await writeFile(temporary, fresh, { mode: 0o600 })
+    /* c8 ignore start: only another instance creating the key at the same moment gets here */
+    await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error
+    })
+    /* c8 ignore stop */
+    await unlink(temporary)
+    return readFile(path, 'utf8')
+  })
+  return createPrivateKey(pem)
+}
+
+/** The public half as a JWK, with its RFC 7638 thumbprint as kid. */
+export function publicJwk (privateKey: KeyObject): PublicJwk {
+  const { crv, kty, x } = createPublicKey(privateKey).export({ format: 'jwk' }) as { crv: string, kty: string, x: string }
+  const kid = createHash('sha256').update(JSON.stringify({ crv, kty, x })).digest('base64url')
+  return { kty, crv, x, kid, alg: 'EdDSA', use: 'sig' }
+}

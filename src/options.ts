@@ -1,0 +1,25 @@
+import type { FastifyServerOptions } from 'fastify'
+
+/** The server options, shared by the real server and the tests so that both validate alike. */
+export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServerOptions {
+  return {
+    logger: {
+      level: logLevel,
+      redact: {
+        paths: ['req.headers.authorization', '*.password', '*.current_password', '*.new_password', '*.access', '*.refresh', '*.token'],
+        censor: '[redacted]'
+      }
+    },
+    bodyLimit: 64 * 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: {
+      customOptions: {
+        // A string field given a number or an array is an error, never coerced.
+        coerceTypes: false,
+        // Unknown fields are dropped before the handler sees the body, so they are never stored.
+        removeAdditional: true,
+        allErrors: true
+      }
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { Type } from 'typebox'
+
+export const RegisterBody = Type.Object({
+  username: Type.String({ minLength: 3, maxLength: 150 }),
+  email: Type.String({ minLength: 3, maxLength: 254 }),
+  password: Type.String({ minLength: 8, maxLength: 256 })
+}, { additionalProperties: false })
+
+export const LoginBody = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 254, description: 'The username or the email address, in any case' }),
+  password: Type.String({ minLength: 1, maxLength: 256 })
+}, { additionalProperties: false })
+
+export const RefreshBody = Type.Object({
+  refresh: Type.String({ minLength: 1, maxLength: 8192 })
+}, { additionalProperties: false })
+
+export const User = Type.Object({
+  id: Type.Integer(),
+  username: Type.String(),
+  email: Type.String(),
+  created_at: Type.String({ format: 'date-time' })
+})
+
+export const TokenPair = Type.Object({
+  access: Type.String(),
+  refresh: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  access_expires_at: Type.String({ format: 'date-time' }),
+  refresh_expires_at: Type.String({ format: 'date-time' })
+})
+
+export const ErrorBody = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  code: Type.String(),
+  message: Type.String(),
+  errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String())))
+})
+
+export const Jwks = Type.Object({
+  keys: Type.Array(Type.Object({
+    kty: Type.String(),
+    crv: Type.String(),
+    x: Type.String(),
+    kid: Type.String(),
+    alg: Type.String(),
+    use: Type.String()
+  }))
+})
+
+export const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')])
+})
+
+export function toUser (row: { id: number, username: string, email: string, createdAt: Date }) {
+  return { id: row.id, username: row.username, email: row.email, created_at: row.createdAt.toISOString() }
+}

@@ -1,0 +1,44 @@
+import { fileURLToPath } from 'node:url'
+import closeWithGrace from 'close-with-grace'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import app from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { serverOptions } from './options.js'
+
+/** Builds the service from the environment and listens; SIGTERM and SIGINT close it gracefully. */
+export async function start (environment: Record<string, string | undefined> = process.env): Promise<FastifyInstance> {
+  const config = loadConfig(environment)
+  const server = Fastify(serverOptions(config))
+  await server.register(fp(app), { config })
+
+  const graceful = closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+    if (err) server.log.error({ err }, 'closing after an error')
+    await server.close()
+  })
+  server.addHook('onClose', async () => { graceful.uninstall() })
+
+  try {
+    await server.listen({ port: config.port, host: config.host })
+  } catch (error) {
+    await server.close()
+    throw error
+  }
+  return server
+}
+
+/** The entry point: on a bad configuration, one line per bad variable and exit code 1. */
+export async function main (environment: Record<string, string | undefined> = process.env): Promise<FastifyInstance | undefined> {
+  try {
+    return await start(environment)
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : error)
+    process.exitCode = 1
+    return undefined
+  }
+}
+
+/* c8 ignore next 3: runs only as the entry point, which the end-to-end test starts as a child process */
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (await main() === undefined) process.exit(1)
+}

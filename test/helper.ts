@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import postgres from 'postgres'
+import type { Test } from 'tap'
+import app from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { serverOptions } from '../src/options.js'
+
+export const postgresUrl = process.env.DATABASE_URL
+
+/**
+ * A fresh database of its own on the PostgreSQL server at baseUrl, dropped when the test ends,
+ * so test files running in parallel never see each other's rows.
+ */
+export async function freshDatabase (t: Test, baseUrl: string): Promise<string> {
+  const name = `auth_test_${process.pid}_${randomBytes(4).toString('hex')}`
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database "${name}"`)
+  t.teardown(async () => {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`)
+    await admin.end()
+  })
+  const url = new URL(baseUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** The environment of a test instance: its own data dir, and its own database on PostgreSQL runs. */
+export async function testEnvironment (t: Test, overrides: Record<string, string> = {}): Promise<Record<string, string>> {
+  const environment: Record<string, string> = { DATA_DIR: t.testdir(), LOG_LEVEL: 'silent', ...overrides }
+  if (postgresUrl !== undefined && environment.DATABASE_URL === undefined) {
+    environment.DATABASE_URL = await freshDatabase(t, postgresUrl)
+  }
+  return environment
+}
+
+/** The app with the production options, ready for inject(), closed when the test ends. */
+export async function build (t: Test, environment?: Record<string, string>): Promise<FastifyInstance> {
+  const config = loadConfig(environment ?? await testEnvironment(t))
+  const server = Fastify(serverOptions(config))
+  await server.register(fp(app), { config })
+  await server.ready()
+  // tap runs teardowns last-in first-out: the server closes before its database is dropped.
+  t.teardown(() => server.close())
+  return server
+}
+
+let counter = 0
+/** A registration body no other test in this process uses. */
+export function newUser (overrides: Partial<{ username: string, email: string, password: string }> = {}) {
+  const id = `${process.pid}x${++counter}`
+  return { username: `user${id}`, email: `person${id}@example.com`, password: 'correct horse battery', ...overrides }
+}
+
+export async function registerAndLogin (server: FastifyInstance, body = newUser()) {
+  const registered = await server.inject({ method: 'POST', url: '/auth/register/', payload: body })
+  const login = await server.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })
+  return { body, user: registered.json(), tokens: login.json() as { access: string, refresh: string, access_expires_at: string, refresh_expires_at: string } }
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+/** The decoded claims of a JWT, without verifying it. */
+export function claimsOf (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
+}
