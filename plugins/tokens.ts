@@ -59,6 +59,8 @@ export interface TokenService {
   logout: (refreshToken: string) => Promise<void>
   /** Signature, claims, expiry and revocation; no database round trip. */
   verifyAccess: (accessToken: string) => AccessClaims
+  /** How many revoked sessions still have unexpired access tokens. */
+  revokedSessionCount: () => number
 }
 
 declare module '@fastify/jwt' {
@@ -232,7 +234,8 @@ export default fp<TokenOptions>(async (fastify, options) => {
       rememberRevokedSession(claims.sid, now.getTime() + options.accessTokenTtl * 1000)
     },
 
-    verifyAccess
+    verifyAccess,
+    revokedSessionCount: () => revokedSessions.size
   }
 
   fastify.decorate('tokens', service)

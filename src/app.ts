@@ -21,7 +21,11 @@ export interface AppOptions {
 /** The whole service as one plugin; register it wrapped in fastify-plugin. */
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(sensible)
-  await fastify.register(db, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  await fastify.register(db, {
+    databaseUrl: config.databaseUrl,
+    databasePoolSize: config.databasePoolSize,
+    dataDir: config.dataDir
+  })
   await fastify.register(password)
   await fastify.register(tokens, {
     signingKey: config.signingKey ?? await loadOrCreateSigningKey(config.dataDir),
@@ -30,6 +34,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     issuer: config.jwtIssuer,
     audience: config.jwtAudience
   })
+
+  // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
+  fastify.removeContentTypeParser('text/plain')
 
   fastify.addHook('onSend', async (request, reply) => {
     if (request.url.startsWith('/auth')) reply.header('cache-control', 'no-store')

@@ -8,6 +8,7 @@ export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ACCESS_TOKEN_TTL: { ...Duration, default: '15m' },
   REFRESH_TOKEN_TTL: { ...Duration, default: '30d' },
@@ -15,10 +16,7 @@ export const EnvSchema = Type.Object({
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
-    { default: 'info' }
-  )
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -27,6 +25,8 @@ export interface Config {
   host: string
   /** postgres.js connection string; without it the service runs on PGlite under dataDir. */
   databaseUrl?: string
+  /** Connections in the postgres.js pool. */
+  databasePoolSize: number
   dataDir: string
   /** Seconds. */
   accessTokenTtl: number
@@ -64,15 +64,17 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       .map((name) => [name, environment[name]])
   )
   const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, picked)) as Env
-  const problems = [...Value.Errors(EnvSchema, env)].map((error) => {
+  const problems: string[] = []
+  for (const error of Value.Errors(EnvSchema, env)) {
     const name = error.instancePath.slice(1)
-    return `${name}: ${error.keyword === 'pattern' ? `${describe(name)}, got ${JSON.stringify(env[name as keyof Env])}` : error.message}`
-  })
+    const got = JSON.stringify(env[name as keyof Env])
+    problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}, got ${got}`)
+  }
   if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: not a valid URL')
   }
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const) {
-    if (typeof env[name] === 'string' && parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
+    if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   const signingKey = readSigningKey(env, problems)
   if (problems.length > 0) throw new ConfigError(problems)
@@ -81,6 +83,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     port: env.PORT,
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
     dataDir: env.DATA_DIR,
     accessTokenTtl: parseDuration(env.ACCESS_TOKEN_TTL),
     refreshTokenTtl: parseDuration(env.REFRESH_TOKEN_TTL),

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHash, randomBytes, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
@@ -22,13 +22,13 @@ export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObjec
   const pem = await readFile(path, 'utf8').catch(async () => {
     await mkdir(dataDir, { recursive: true })
     const fresh = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' })
-    const temporary = `${path}.${process.pid}.tmp`
+    const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`
     await writeFile(temporary, fresh, { mode: 0o600 })
-    /* c8 ignore start: only another instance creating the key at the same moment gets here */
     await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
+      // EEXIST: another instance linked its key first, and that one wins.
+      /* c8 ignore next: a link failing otherwise (read-only disk) cannot be staged as root */
       if (error.code !== 'EEXIST') throw error
     })
-    /* c8 ignore stop */
     await unlink(temporary)
     return readFile(path, 'utf8')
   })

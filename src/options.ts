@@ -11,6 +11,8 @@ export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServe
       }
     },
     bodyLimit: 64 * 1024,
+    // PGlite compiles its WASM and migrates at start: slow on a busy two-core machine.
+    pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true },
     ajv: {
       customOptions: {

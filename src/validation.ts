@@ -9,13 +9,13 @@ export function validationErrors (errors: FastifySchemaValidationError[]): Recor
       ? String(params.missingProperty)
       : error.instancePath.split('/')[1] || 'non_field_errors'
     const messages = (fields[field] ??= [])
-    const message = describe(error.keyword, params, error.message)
+    const message = describe(error.keyword, params, String(error.message))
     if (!messages.includes(message)) messages.push(message)
   }
   return fields
 }
 
-function describe (keyword: string, params: Record<string, unknown>, fallback = 'Invalid value.'): string {
+function describe (keyword: string, params: Record<string, unknown>, fallback: string): string {
   switch (keyword) {
     case 'required': return 'This field is required.'
     case 'type': return `Must be of type ${String(params.type)}.`

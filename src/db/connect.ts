@@ -17,7 +17,7 @@ export interface DatabaseOptions {
   databaseUrl?: string
   dataDir: string
   /** postgres.js pool size. */
-  poolSize?: number
+  databasePoolSize: number
 }
 
 export interface DatabaseConnection {
@@ -36,7 +36,7 @@ export async function openDatabase (options: DatabaseOptions): Promise<DatabaseC
     const client = await PGlite.create(join(options.dataDir, 'pglite'))
     const db = drizzlePglite({ client, schema })
     await migratePglite(db, { migrationsFolder })
-    return { db, kind: 'pglite', close: () => client.close() }
+    return { db, kind: 'pglite', close: async () => { if (!client.closed) await client.close() } }
   }
 
   // Migrate on a single connection holding an advisory lock, so instances starting together take turns.
@@ -47,6 +47,6 @@ export async function openDatabase (options: DatabaseOptions): Promise<DatabaseC
   } finally {
     await migrationClient.end()
   }
-  const client = postgres(options.databaseUrl, { max: options.poolSize ?? 10, onnotice: () => {} })
+  const client = postgres(options.databaseUrl, { max: options.databasePoolSize })
   return { db: drizzlePostgres({ client, schema }), kind: 'postgres', close: () => client.end() }
 }

@@ -1,0 +1,99 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import t from 'tap'
+import { ConfigError, loadConfig, parseDuration } from '../src/config.js'
+
+const pem = (key: KeyObject, type: 'pkcs8' | 'spki') => key.export({ format: 'pem', type: type as 'pkcs8' }) as string
+const ed25519 = generateKeyPairSync('ed25519')
+
+function configError (environment: Record<string, string>): ConfigError {
+  try {
+    loadConfig(environment)
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+  }
+  throw new Error(`no ConfigError for ${JSON.stringify(environment)}`)
+}
+
+t.test('defaults', async (t) => {
+  t.same(loadConfig({}), {
+    port: 3000,
+    host: '127.0.0.1',
+    databaseUrl: undefined,
+    databasePoolSize: 10,
+    dataDir: './data',
+    accessTokenTtl: 900,
+    refreshTokenTtl: 30 * 86400,
+    signingKey: undefined,
+    jwtIssuer: 'auth-service',
+    jwtAudience: 'api',
+    logLevel: 'info'
+  })
+  t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
+})
+
+t.test('reads every variable', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'postgresql://user@db:5432/auth',
+    DATABASE_POOL_SIZE: '32',
+    DATA_DIR: '/var/lib/auth',
+    ACCESS_TOKEN_TTL: '5m',
+    REFRESH_TOKEN_TTL: '12h',
+    JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'),
+    JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki'),
+    JWT_ISSUER: 'https://auth.example.com',
+    JWT_AUDIENCE: 'mobile',
+    LOG_LEVEL: 'warn'
+  })
+  t.match(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    databaseUrl: 'postgresql://user@db:5432/auth',
+    databasePoolSize: 32,
+    dataDir: '/var/lib/auth',
+    accessTokenTtl: 300,
+    refreshTokenTtl: 43200,
+    jwtIssuer: 'https://auth.example.com',
+    jwtAudience: 'mobile',
+    logLevel: 'warn'
+  })
+  t.ok(config.signingKey?.equals(ed25519.privateKey))
+  t.ok(loadConfig({ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8') }).signingKey, 'the public key is optional')
+})
+
+t.test('durations are seconds or a number with s, m, h or d', async (t) => {
+  t.equal(parseDuration('900'), 900)
+  t.equal(parseDuration('45s'), 45)
+  t.equal(parseDuration('15m'), 900)
+  t.equal(parseDuration('12h'), 43200)
+  t.equal(parseDuration('30d'), 2592000)
+})
+
+t.test('bad values: one line per bad variable, naming it', async (t) => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  const other = generateKeyPairSync('ed25519')
+  const cases: Array<[Record<string, string>, RegExp[]]> = [
+    [{ PORT: 'http' }, [/^PORT: must be integer, got "http"$/]],
+    [{ PORT: '70000' }, [/^PORT: /]],
+    [{ DATABASE_POOL_SIZE: '0' }, [/^DATABASE_POOL_SIZE: /]],
+    [{ DATABASE_URL: 'mysql://localhost/db' }, [/^DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL, got "mysql:\/\/localhost\/db"$/]],
+    [{ DATABASE_URL: 'postgres://[bad' }, [/^DATABASE_URL: not a valid URL$/]],
+    [{ ACCESS_TOKEN_TTL: '15 minutes' }, [/^ACCESS_TOKEN_TTL: must be a positive number of seconds/]],
+    [{ REFRESH_TOKEN_TTL: '0' }, [/^REFRESH_TOKEN_TTL: /]],
+    [{ REFRESH_TOKEN_TTL: '3651d' }, [/^REFRESH_TOKEN_TTL: must be at most 3650d$/]],
+    [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
+    [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
+    [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],
+    [{ JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: set only together with JWT_PRIVATE_KEY$/]],
+    [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: pem(other.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: not the public half/]],
+    [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: 'garbage' }, [/^JWT_PUBLIC_KEY: not the public half/]],
+    [{ PORT: 'x', ACCESS_TOKEN_TTL: 'soon', DATABASE_URL: 'http://x' }, [/^PORT: /, /^DATABASE_URL: /, /^ACCESS_TOKEN_TTL: /]]
+  ]
+  for (const [environment, expected] of cases) {
+    const error = configError(environment)
+    t.equal(error.problems.length, expected.length, JSON.stringify(error.problems))
+    expected.forEach((pattern, i) => t.match(error.problems[i], pattern))
+    t.match(error.message, /^Invalid configuration:\n {2}/)
+  }
+})

@@ -1,0 +1,72 @@
+import { sql } from 'drizzle-orm'
+import Fastify from 'fastify'
+import t from 'tap'
+import db from '../../plugins/db.js'
+import { openDatabase, type Database } from '../../src/db/connect.js'
+import { uniqueViolation } from '../../src/db/errors.js'
+import { users } from '../../src/db/schema.js'
+import { freshDatabase, postgresUrl } from '../helper.js'
+
+// Both drivers are checked on every run; on the PGlite run this uses the machine's PostgreSQL.
+const serverUrl = postgresUrl ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+async function tableNames (database: Database): Promise<string[]> {
+  const result = await database.execute<{ table_name: string }>(
+    sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`)
+  const rows = Array.isArray(result) ? result : (result as unknown as { rows: Array<{ table_name: string }> }).rows
+  return rows.map((row) => row.table_name)
+}
+
+t.test('PGlite under dataDir: migrated at open, kept across restarts', async (t) => {
+  const dataDir = t.testdir()
+  const first = await openDatabase({ dataDir, databasePoolSize: 1 })
+  t.equal(first.kind, 'pglite')
+  t.same(await tableNames(first.db), ['sessions', 'tokens', 'users'])
+  await first.db.execute(sql`insert into users (username, username_key, email, email_key, password_hash) values ('kept', 'kept', 'k@example.com', 'k@example.com', 'x')`)
+  await first.close()
+  await first.close()
+
+  const second = await openDatabase({ dataDir, databasePoolSize: 1 })
+  t.equal(await second.db.$count(users), 1, 'the data is on disk')
+  await second.close()
+})
+
+t.test('postgres.js: instances migrating at once take turns', async (t) => {
+  const databaseUrl = await freshDatabase(t, serverUrl)
+  const dataDir = t.testdir()
+  const connections = await Promise.all([1, 2, 3].map(() => openDatabase({ databaseUrl, dataDir, databasePoolSize: 2 })))
+  t.teardown(() => Promise.all(connections.map((connection) => connection.close())))
+  for (const connection of connections) {
+    t.equal(connection.kind, 'postgres')
+    t.same(await tableNames(connection.db), ['sessions', 'tokens', 'users'])
+  }
+  const applied = await connections[0]!.db.execute(sql`select count(*)::int as count from drizzle.__drizzle_migrations`)
+  t.equal((applied as unknown as Array<{ count: number }>)[0]!.count, 1, 'each migration applied once')
+})
+
+t.test('both drivers report a unique violation with its constraint', async (t) => {
+  const dataDir = t.testdir()
+  const connections = [
+    await openDatabase({ dataDir, databasePoolSize: 1 }),
+    await openDatabase({ databaseUrl: await freshDatabase(t, serverUrl), dataDir, databasePoolSize: 1 })
+  ]
+  for (const connection of connections) {
+    const row = { username: 'same', usernameKey: 'same', email: 'a@example.com', emailKey: 'a@example.com', passwordHash: 'x' }
+    await connection.db.insert(users).values(row)
+    const error = await connection.db.insert(users).values({ ...row, emailKey: 'b@example.com' }).catch((error: unknown) => error)
+    t.equal(uniqueViolation(error), 'users_username_key_unique', connection.kind)
+    const other = await connection.db.execute(sql`select 1/0`).catch((error: unknown) => error)
+    t.equal(uniqueViolation(other), undefined, `${connection.kind}: other errors are not unique violations`)
+    await connection.close()
+  }
+  t.equal(uniqueViolation(new Error('plain')), undefined)
+})
+
+t.test('the plugin decorates fastify.db and closes it with the app', async (t) => {
+  const app = Fastify()
+  await app.register(db, { dataDir: t.testdir(), databasePoolSize: 1 })
+  await app.ready()
+  t.same(await tableNames(app.db), ['sessions', 'tokens', 'users'])
+  await app.close()
+  await t.rejects(app.db.execute(sql`select 1`), 'closed with the app')
+})

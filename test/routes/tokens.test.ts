@@ -1,0 +1,133 @@
+import { eq } from 'drizzle-orm'
+import t from 'tap'
+import { sessions, tokens } from '../../src/db/schema.js'
+import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
+
+t.test('refresh and logout', async (t) => {
+  const app = await build(t)
+  const refresh = (token: unknown) => app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })
+  const logout = (token: unknown) => app.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh: token } })
+  const me = (access: string) => app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(access) })
+
+  t.test('refresh rotates: a new pair, and the old refresh token stops working', async (t) => {
+    const { tokens: first, user } = await registerAndLogin(app)
+    const response = await refresh(first.refresh)
+    t.equal(response.statusCode, 200)
+    t.equal(response.headers['cache-control'], 'no-store')
+    const second = response.json()
+    t.match(second, { access: String, refresh: String, token_type: 'Bearer', access_expires_at: String, refresh_expires_at: String })
+    t.not(second.refresh, first.refresh)
+    t.equal(claimsOf(second.refresh).sid, claimsOf(first.refresh).sid, 'the session is kept')
+    t.equal((await me(second.access)).json().id, user.id)
+    t.equal((await me(first.access)).statusCode, 200, 'rotation does not revoke access tokens')
+
+    const reused = await refresh(first.refresh)
+    t.equal(reused.statusCode, 401)
+    t.match(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_revoked' })
+    t.match(reused.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
+    t.equal((await refresh(second.refresh)).statusCode, 200, 'the new refresh token works')
+
+    const [old] = await app.db.select().from(tokens).where(eq(tokens.jti, String(claimsOf(first.refresh).jti)))
+    t.ok(old!.revokedAt, 'the old refresh row is revoked')
+    t.equal(old!.replacedBy, claimsOf(second.refresh).jti, 'and points at its replacement')
+    const [session] = await app.db.select().from(sessions).where(eq(sessions.id, String(claimsOf(first.refresh).sid)))
+    t.equal(session!.lastUsedAt.getTime(), Number(claimsOf(second.refresh).iat) * 1000)
+    t.equal(session!.expiresAt.getTime(), Number(claimsOf(second.refresh).exp) * 1000)
+  })
+
+  t.test('refresh refuses what is not a live refresh token', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
+    const wrongType = await refresh(pair.access)
+    t.equal(wrongType.statusCode, 401)
+    t.match(wrongType.json(), { code: 'token_invalid', message: 'Token has wrong type' })
+
+    for (const garbage of ['garbage', 'a.b.c', `${pair.refresh}x`]) {
+      const response = await refresh(garbage)
+      t.equal(response.statusCode, 401, garbage)
+      t.equal(response.json().code, 'token_invalid')
+    }
+
+    const claims = claimsOf(pair.refresh)
+    const expired = app.jwt.sign({ ...claims, iat: Number(claims.iat) - 7200, exp: Number(claims.iat) - 3600 } as never)
+    const expiredResponse = await refresh(expired)
+    t.equal(expiredResponse.statusCode, 401)
+    t.match(expiredResponse.json(), { code: 'token_expired', message: 'Token is expired' })
+
+    // Signed by us but not on record, or on record with another hash: both refused.
+    const unknown = app.jwt.sign({ ...claims, jti: '00000000-0000-4000-8000-000000000000' } as never)
+    t.equal((await refresh(unknown)).json().code, 'token_invalid')
+    await app.db.update(tokens).set({ tokenHash: '0'.repeat(64) }).where(eq(tokens.jti, String(claims.jti)))
+    t.equal((await refresh(pair.refresh)).json().code, 'token_invalid')
+
+    t.equal((await refresh(12345)).statusCode, 400)
+    t.equal((await app.inject({ method: 'POST', url: '/auth/refresh/', payload: {} })).statusCode, 400)
+  })
+
+  t.test('logout revokes the session: its refresh and access tokens stop working', async (t) => {
+    const { body, tokens: pair } = await registerAndLogin(app)
+    const other = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })).json()
+    const rotated = (await refresh(pair.refresh)).json()
+
+    const response = await logout(rotated.refresh)
+    t.equal(response.statusCode, 204)
+    t.equal(response.body, '')
+    t.equal(response.headers['cache-control'], 'no-store')
+
+    for (const access of [pair.access, rotated.access]) {
+      const refused = await me(access)
+      t.equal(refused.statusCode, 401)
+      t.match(refused.json(), { code: 'token_revoked' })
+      t.match(refused.headers['www-authenticate'], /error="invalid_token"/)
+    }
+    t.equal((await refresh(rotated.refresh)).json().code, 'token_revoked')
+    t.equal((await logout(rotated.refresh)).json().code, 'token_revoked', 'a second logout is refused')
+
+    const sid = String(claimsOf(pair.refresh).sid)
+    const [session] = await app.db.select().from(sessions).where(eq(sessions.id, sid))
+    t.ok(session!.revokedAt)
+    const rows = await app.db.select().from(tokens).where(eq(tokens.sessionId, sid))
+    t.equal(rows.length, 4)
+    t.ok(rows.every((row) => row.revokedAt !== null), 'every token of the session is revoked')
+
+    t.equal((await me(other.access)).statusCode, 200, 'the other session is untouched')
+    t.equal((await refresh(other.refresh)).statusCode, 200)
+  })
+
+  t.test('logout refuses an access token and garbage', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
+    t.equal((await logout(pair.access)).json().code, 'token_invalid')
+    t.equal((await logout('nope')).json().code, 'token_invalid')
+    t.equal((await logout(undefined)).statusCode, 400)
+  })
+})
+
+t.test('revoked sessions are forgotten once their access tokens have expired', async (t) => {
+  const app = await build(t, await testEnvironment(t, { ACCESS_TOKEN_TTL: '1s' }))
+  const logout = (refresh: string) => app.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh } })
+  const first = await registerAndLogin(app)
+  t.equal((await logout(first.tokens.refresh)).statusCode, 204)
+  t.equal(app.tokens.revokedSessionCount(), 1)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const second = await registerAndLogin(app)
+  t.equal((await logout(second.tokens.refresh)).statusCode, 204)
+  t.equal(app.tokens.revokedSessionCount(), 1, 'the first session was pruned')
+  const third = await registerAndLogin(app)
+  t.equal((await logout(third.tokens.refresh)).statusCode, 204)
+  t.equal(app.tokens.revokedSessionCount(), 2, 'the second is kept while its access token lives')
+  t.equal((await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(second.tokens.access) })).json().code, 'token_revoked')
+  t.equal((await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(first.tokens.access) })).json().code, 'token_expired')
+})
+
+t.test('revocations survive a restart', async (t) => {
+  const environment = await testEnvironment(t)
+  const first = await build(t, environment)
+  const { tokens: revoked } = await registerAndLogin(first)
+  const { tokens: live } = await registerAndLogin(first)
+  t.equal((await first.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh: revoked.refresh } })).statusCode, 204)
+  await first.close()
+
+  const second = await build(t, environment)
+  const me = (access: string) => second.inject({ method: 'GET', url: '/auth/me/', headers: bearer(access) })
+  t.equal((await me(revoked.access)).json().code, 'token_revoked')
+  t.equal((await me(live.access)).statusCode, 200, 'tokens signed before the restart still verify')
+})
