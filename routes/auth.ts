@@ -4,7 +4,7 @@ import { uniqueViolation } from '../src/db/errors.js'
 import { users } from '../src/db/schema.js'
 import { apiError, fieldErrors } from '../src/errors.js'
 import { emailKey, normaliseEmail, registrationErrors, usernameKey } from '../src/identity.js'
-import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, toUser } from '../src/schemas.js'
+import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, toUser } from '../src/schemas.js'
 
 // SimpleJWT's wording, the same whether the user is unknown or the password is wrong.
 const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active account found with the given credentials')
@@ -15,7 +15,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   // The second path is the one the Django service served.
   for (const path of ['/auth/register/', '/auth/registration/']) {
     fastify.post(path, {
-      schema: { body: RegisterBody, response: { 201: User, 400: ErrorBody, 409: ErrorBody } }
+      schema: { body: RegisterBody, response: { 201: User, 409: ErrorBody, ...bodyErrors } }
     }, async (request, reply) => {
       const body = request.body
       const errors = registrationErrors(body)
@@ -43,10 +43,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/auth/login/', {
-    schema: { body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } }
+    schema: { body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors } }
   }, async (request) => {
     const { username: identifier, password: plaintext } = request.body
-    const [user] = await db
+    // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
+    const [user] = identifier.includes('\0') ? [] : await db
       .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
       .from(users)
       .where(identifier.includes('@') ? eq(users.emailKey, emailKey(identifier)) : eq(users.usernameKey, usernameKey(identifier)))

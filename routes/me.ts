@@ -9,7 +9,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/auth/me/', {
     onRequest: fastify.authenticate,
-    schema: { response: { 200: User, 401: ErrorBody } }
+    schema: { response: { 200: User, 401: ErrorBody, 500: ErrorBody } }
   }, async (request) => {
     const [user] = await db.select().from(users).where(eq(users.id, request.user.user_id))
     if (user === undefined) throw tokenError('token_invalid', 'User not found')

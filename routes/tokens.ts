@@ -1,16 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, RefreshBody, TokenPair } from '../src/schemas.js'
+import { ErrorBody, RefreshBody, TokenPair, bodyErrors } from '../src/schemas.js'
 
 const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { tokens } = fastify
 
   fastify.post('/auth/refresh/', {
-    schema: { body: RefreshBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } }
+    schema: { body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors } }
   }, async (request) => tokens.refresh(request.body.refresh))
 
   fastify.post('/auth/logout/', {
-    schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } }
+    schema: { body: RefreshBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
     await tokens.logout(request.body.refresh)
     return reply.code(204).send(null)

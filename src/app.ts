@@ -54,7 +54,16 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     }
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
     if (statusCode >= 500) {
-      request.log.error({ err: error }, 'request failed')
+      // Drizzle's message quotes the query's parameters, password and token hashes among them: keep
+      // the SQL, the driver's own message and the stack frames only.
+      request.log.error({
+        err: {
+          type: error.name,
+          message: error.message.split('\nparams:')[0],
+          cause: String(error.cause),
+          stack: String(error.stack).split('\n').filter((line) => line.trimStart().startsWith('at ')).join('\n')
+        }
+      }, 'request failed')
       return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Something went wrong.' })
     }
     if (error.headers) reply.headers(error.headers)

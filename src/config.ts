@@ -67,8 +67,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   const problems: string[] = []
   for (const error of Value.Errors(EnvSchema, env)) {
     const name = error.instancePath.slice(1)
-    const got = JSON.stringify(env[name as keyof Env])
-    problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}, got ${got}`)
+    // Never echo a value that may hold a password.
+    const got = name === 'DATABASE_URL' ? '' : `, got ${JSON.stringify(env[name as keyof Env])}`
+    problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}${got}`)
   }
   if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: not a valid URL')

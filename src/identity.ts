@@ -17,9 +17,10 @@ export function normaliseEmail (email: string): string {
   return email.slice(0, at) + email.slice(at).toLowerCase()
 }
 
-// Letters (with their combining marks), decimal digits, '.', '_' and '-'. This leaves out '@',
-// spaces, controls, and format characters such as bidi overrides and zero-width joiners.
-const usernamePattern = /^(?:\p{L}\p{M}*|\p{Nd}|[._-])+$/u
+// Letters (each with up to four combining marks, enough for any script and too few to stack into
+// a tower), decimal digits, '.', '_' and '-'. This leaves out '@', spaces, controls, and format
+// characters such as bidi overrides and zero-width joiners.
+const usernamePattern = /^(?:\p{L}\p{M}{0,4}|\p{Nd}|[._-])+$/u
 // The WHATWG form of a valid email address, plus a dot in the domain.
 const emailPattern = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/
 
@@ -38,9 +39,10 @@ export function registrationErrors ({ username, email, password }: Registration)
   if (!usernamePattern.test(normalisedUsername)) {
     add('username', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.')
   }
-  if ([...normalisedUsername].length > 150) {
-    add('username', 'Ensure this field has no more than 150 characters.')
-  }
+  // NFKC can change the length: ㎇ becomes GB, e + combining acute becomes é.
+  const length = [...normalisedUsername].length
+  if (length < 3) add('username', 'Ensure this field has at least 3 characters.')
+  if (length > 150) add('username', 'Ensure this field has no more than 150 characters.')
   if (!emailPattern.test(email)) {
     add('email', 'Enter a valid email address.')
   }

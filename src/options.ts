@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyReply, FastifyServerOptions } from 'fastify'
 
 /** The server options, shared by the real server and the tests so that both validate alike. */
 export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServerOptions {
@@ -14,6 +14,15 @@ export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServe
     // PGlite compiles its WASM and migrates at start: slow on a busy two-core machine.
     pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true },
+    // A URL that cannot be decoded never reaches a route: answer it in the service's error shape.
+    frameworkErrors: (error, request, reply: FastifyReply) => {
+      reply.code(400).header('cache-control', 'no-store').send({
+        statusCode: 400,
+        error: 'Bad Request',
+        code: 'invalid_request',
+        message: error.message
+      })
+    },
     ajv: {
       customOptions: {
         // A string field given a number or an array is an error, never coerced.

@@ -38,6 +38,9 @@ export const ErrorBody = Type.Object({
   errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String())))
 })
 
+/** What any route with a JSON body may also answer: bad input, a body too large or not JSON, our failure. */
+export const bodyErrors = { 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 500: ErrorBody }
+
 export const Jwks = Type.Object({
   keys: Type.Array(Type.Object({
     kty: Type.String(),

@@ -100,6 +100,14 @@ t.test('login', async (t) => {
     t.equal((await login({ username: user.username, password: user.password })).statusCode, 200, 'the new hash verifies')
   })
 
+  t.test('a NUL in the username is an unknown account, not a database error', async (t) => {
+    for (const username of ['ab\u0000c', 'a\u0000@example.com']) {
+      const response = await login({ username, password: body.password })
+      t.equal(response.statusCode, 401, JSON.stringify(username))
+      t.equal(response.json().code, 'invalid_credentials')
+    }
+  })
+
   t.test('bad input', async (t) => {
     const missing = await login({ username: body.username })
     t.equal(missing.statusCode, 400)

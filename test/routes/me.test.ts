@@ -1,9 +1,12 @@
 import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { eq } from 'drizzle-orm'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import t from 'tap'
 import { users } from '../../src/db/schema.js'
-import { bearer, build, claimsOf, registerAndLogin } from '../helper.js'
+import { privateKeyFile } from '../../src/keys.js'
+import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 
@@ -83,4 +86,18 @@ t.test('GET /auth/me/', async (t) => {
     t.equal(response.statusCode, 401)
     t.equal(response.json().code, 'token_invalid')
   })
+})
+
+t.test('JWT_PRIVATE_KEY, JWT_ISSUER and JWT_AUDIENCE are what tokens are signed with', async (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const environment = await testEnvironment(t, {
+    JWT_PRIVATE_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    JWT_ISSUER: 'https://auth.example.com',
+    JWT_AUDIENCE: 'mobile-app'
+  })
+  const app = await build(t, environment)
+  const { tokens: pair } = await registerAndLogin(app)
+  const { payload } = await jwtVerify(pair.access, publicKey, { issuer: 'https://auth.example.com', audience: 'mobile-app', algorithms: ['EdDSA'] })
+  t.equal(payload.token_type, 'access')
+  t.equal(existsSync(join(environment.DATA_DIR!, privateKeyFile)), false, 'no key is generated into DATA_DIR')
 })

@@ -34,7 +34,7 @@ t.test('register', async (t) => {
   })
 
   t.test('accepts usernames in any script, with digits, dots, underscores and hyphens', async (t) => {
-    for (const username of ['Zoë.k', 'Δημήτρης_1', 'नमस्ते-2', '李小龍', 'a-b']) {
+    for (const username of ['Zoë.k', 'Δημήτρης_1', 'नमस्ते-2', '李小龍', 'a-b', 'Nguyê\u0303n']) {
       const response = await register(newUser({ username: `${username}${process.pid % 1000}` }))
       t.equal(response.statusCode, 201, username)
     }
@@ -49,8 +49,11 @@ t.test('register', async (t) => {
       ['ann\u0007x', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.'],
       ['ann\u202Exyz', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.'],
       ['ann\u200Dxyz', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.'],
-      // NFKC turns this one character into three letters of 150 with the rest.
-      ['a'.repeat(149) + '\u3387', 'Ensure this field has no more than 150 characters.']
+      ['zalgo' + 'o\u0334\u0335\u0336\u0337\u0338', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.'],
+      // NFKC turns this one character into two letters: 151 with the rest.
+      ['a'.repeat(149) + '\u3387', 'Ensure this field has no more than 150 characters.'],
+      // And these three code points into two.
+      ['e\u0301x', 'Ensure this field has at least 3 characters.']
     ]
     const before = await userCount()
     for (const [username, message] of cases) {

@@ -1,0 +1,17 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { drizzle } from 'drizzle-orm/pglite'
+import { migrate } from 'drizzle-orm/pglite/migrator'
+import { migrationsFolder } from '../paths.js'
+import type { DatabaseConnection } from './connect.js'
+import * as schema from './schema.js'
+
+/** PGlite stored in dataDir/pglite: one process at a time. */
+export async function openPglite (dataDir: string): Promise<DatabaseConnection> {
+  await mkdir(dataDir, { recursive: true })
+  const client = await PGlite.create(join(dataDir, 'pglite'))
+  const db = drizzle({ client, schema })
+  await migrate(db, { migrationsFolder })
+  return { db, kind: 'pglite', close: async () => { if (!client.closed) await client.close() } }
+}

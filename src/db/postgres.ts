@@ -1,0 +1,22 @@
+import { drizzle } from 'drizzle-orm/postgres-js'
+import { migrate } from 'drizzle-orm/postgres-js/migrator'
+import postgres from 'postgres'
+import { migrationsFolder } from '../paths.js'
+import type { DatabaseConnection } from './connect.js'
+import * as schema from './schema.js'
+
+// Any constant works: it only has to be the same for every instance migrating one database.
+const migrationLockId = 7_210_301
+
+export async function openPostgres (databaseUrl: string, poolSize: number): Promise<DatabaseConnection> {
+  // Migrate on a single connection holding an advisory lock, so instances starting together take turns.
+  const migrationClient = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+  try {
+    await migrationClient`select pg_advisory_lock(${migrationLockId})`
+    await migrate(drizzle({ client: migrationClient }), { migrationsFolder })
+  } finally {
+    await migrationClient.end()
+  }
+  const client = postgres(databaseUrl, { max: poolSize })
+  return { db: drizzle({ client, schema }), kind: 'postgres', close: () => client.end() }
+}
