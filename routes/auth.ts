@@ -10,7 +10,7 @@ import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, toUser
 const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active account found with the given credentials')
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, password, tokens } = fastify
+  const { db, password, sessions } = fastify
 
   // The second path is the one the Django service served.
   for (const path of ['/auth/register/', '/auth/registration/']) {
@@ -64,7 +64,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     if (password.needsRehash(user.passwordHash)) {
       await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
     }
-    const pair = await tokens.startSession(user, { userAgent: request.headers['user-agent'], ip: request.ip })
+    const pair = await sessions.start(user, { userAgent: request.headers['user-agent'], ip: request.ip })
     request.log.info({ userId: user.id }, 'login succeeded')
     return pair
   })

@@ -3,16 +3,16 @@ import { Type } from 'typebox'
 import { ErrorBody, RefreshBody, TokenPair, bodyErrors } from '../src/schemas.js'
 
 const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { tokens } = fastify
+  const { sessions } = fastify
 
   fastify.post('/auth/refresh/', {
     schema: { body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors } }
-  }, async (request) => tokens.refresh(request.body.refresh))
+  }, async (request) => sessions.refresh(request.body.refresh))
 
   fastify.post('/auth/logout/', {
     schema: { body: RefreshBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
-    await tokens.logout(request.body.refresh)
+    await sessions.logout(request.body.refresh)
     return reply.code(204).send(null)
   })
 }

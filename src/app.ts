@@ -3,12 +3,17 @@ import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
 import password from '../plugins/password.js'
+import revocations from '../plugins/revocations.js'
+import sessions from '../plugins/sessions.js'
 import tokens from '../plugins/tokens.js'
 import authRoutes from '../routes/auth.js'
 import healthRoutes from '../routes/health.js'
 import jwksRoutes from '../routes/jwks.js'
 import meRoutes from '../routes/me.js'
 import tokenRoutes from '../routes/tokens.js'
+import introspectionRoutes from '../routes/introspection.js'
+import passwordRoutes from '../routes/password.js'
+import sessionRoutes from '../routes/sessions.js'
 import type { Config } from './config.js'
 import { codeForStatus, isErrorCode } from './errors.js'
 import { loadOrCreateSigningKey } from './keys.js'
@@ -27,13 +32,16 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     dataDir: config.dataDir
   })
   await fastify.register(password)
+  await fastify.register(revocations, { accessTokenTtl: config.accessTokenTtl })
   await fastify.register(tokens, {
     signingKey: config.signingKey ?? await loadOrCreateSigningKey(config.dataDir),
+    previousPublicKeys: config.previousPublicKeys,
     accessTokenTtl: config.accessTokenTtl,
     refreshTokenTtl: config.refreshTokenTtl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience
   })
+  await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')
@@ -85,6 +93,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(authRoutes)
   await fastify.register(tokenRoutes)
+  await fastify.register(sessionRoutes)
+  await fastify.register(passwordRoutes)
+  await fastify.register(introspectionRoutes, { introspectionSecret: config.introspectionSecret })
   await fastify.register(meRoutes)
   await fastify.register(jwksRoutes)
   await fastify.register(healthRoutes)

@@ -12,8 +12,13 @@ export const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ACCESS_TOKEN_TTL: { ...Duration, default: '15m' },
   REFRESH_TOKEN_TTL: { ...Duration, default: '30d' },
+  SESSION_MAX_AGE: { ...Duration, default: '90d' },
+  REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
+  PURGE_INTERVAL: Type.String({ pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '1h' }),
+  INTROSPECTION_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PRIVATE_KEY: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
+  JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String()),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
@@ -32,8 +37,18 @@ export interface Config {
   accessTokenTtl: number
   /** Seconds. */
   refreshTokenTtl: number
+  /** Seconds from login after which a session cannot be refreshed. */
+  sessionMaxAge: number
+  /** Seconds during which a rotated refresh token gets its replacement again; 0 turns it off. */
+  refreshReuseGrace: number
+  /** Seconds between purges of expired rows; 0 turns the job off. */
+  purgeInterval: number
+  /** When set, callers of /auth/introspect/ must present it as a Bearer token. */
+  introspectionSecret?: string
   /** From JWT_PRIVATE_KEY; without it a key pair is kept in dataDir. */
   signingKey?: KeyObject
+  /** Keys of earlier rotations: tokens they signed verify until they expire. */
+  previousPublicKeys: KeyObject[]
   jwtIssuer: string
   jwtAudience: string
   logLevel: string
@@ -74,10 +89,11 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: not a valid URL')
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   const signingKey = readSigningKey(env, problems)
+  const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -88,7 +104,12 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     dataDir: env.DATA_DIR,
     accessTokenTtl: parseDuration(env.ACCESS_TOKEN_TTL),
     refreshTokenTtl: parseDuration(env.REFRESH_TOKEN_TTL),
+    sessionMaxAge: parseDuration(env.SESSION_MAX_AGE),
+    refreshReuseGrace: env.REFRESH_REUSE_GRACE,
+    purgeInterval: parseDuration(env.PURGE_INTERVAL),
+    introspectionSecret: env.INTROSPECTION_SECRET,
     signingKey,
+    previousPublicKeys,
     jwtIssuer: env.JWT_ISSUER,
     jwtAudience: env.JWT_AUDIENCE,
     logLevel: env.LOG_LEVEL
@@ -121,6 +142,20 @@ function readSigningKey (env: Env, problems: string[]): KeyObject | undefined {
     problems.push('JWT_PUBLIC_KEY: not the public half of JWT_PRIVATE_KEY')
   }
   return privateKey
+}
+
+/** Any number of Ed25519 public keys in PEM, one after the other. */
+function readPreviousKeys (pems: string | undefined, problems: string[]): KeyObject[] {
+  const blocks = pems?.match(/-----BEGIN PUBLIC KEY-----[^-]+-----END PUBLIC KEY-----/g) ?? []
+  try {
+    const keys = blocks.map((block) => createPublicKey(block))
+    if (keys.length === 0 && pems !== undefined) throw new Error('no key')
+    if (keys.some((key) => key.asymmetricKeyType !== 'ed25519')) throw new Error('not Ed25519')
+    return keys
+  } catch {
+    problems.push('JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format')
+    return []
+  }
 }
 
 function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {

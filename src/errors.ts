@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'token_invalid'
   | 'token_expired'
   | 'token_revoked'
+  | 'token_reused'
   | 'not_found'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -34,7 +35,7 @@ export function fieldErrors (errors: Record<string, string[]>) {
 }
 
 /** A 401 for a bad bearer or refresh token, with the RFC 6750 challenge. */
-export function tokenError (code: 'token_invalid' | 'token_expired' | 'token_revoked', message: string) {
+export function tokenError (code: 'token_invalid' | 'token_expired' | 'token_revoked' | 'token_reused', message: string) {
   return apiError(401, code, message, {
     headers: { 'www-authenticate': `Bearer realm="api", error="invalid_token", error_description="${message}"` }
   })

@@ -35,9 +35,12 @@ export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObjec
   return createPrivateKey(pem)
 }
 
-/** The public half as a JWK, with its RFC 7638 thumbprint as kid. */
-export function publicJwk (privateKey: KeyObject): PublicJwk {
-  const { crv, kty, x } = createPublicKey(privateKey).export({ format: 'jwk' }) as { crv: string, kty: string, x: string }
+/** The public key itself, or the public half of a private key. */
+export const publicKeyOf = (key: KeyObject) => key.type === 'public' ? key : createPublicKey(key)
+
+/** The public key as a JWK, with its RFC 7638 thumbprint as kid. */
+export function publicJwk (key: KeyObject): PublicJwk {
+  const { crv, kty, x } = publicKeyOf(key).export({ format: 'jwk' }) as { crv: string, kty: string, x: string }
   const kid = createHash('sha256').update(JSON.stringify({ crv, kty, x })).digest('base64url')
   return { kty, crv, x, kid, alg: 'EdDSA', use: 'sig' }
 }

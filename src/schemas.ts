@@ -59,3 +59,23 @@ export const Health = Type.Object({
 export function toUser (row: { id: number, username: string, email: string, createdAt: Date }) {
   return { id: row.id, username: row.username, email: row.email, created_at: row.createdAt.toISOString() }
 }
+
+export const Session = Type.Object({
+  id: Type.String({ format: 'uuid', description: 'The sid claim of the session\'s tokens' }),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time' }),
+  expires_at: Type.String({ format: 'date-time' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean({ description: 'True for the session of the access token presented' })
+})
+
+export const PasswordChangeBody = Type.Object({
+  current_password: Type.String({ minLength: 1, maxLength: 256 }),
+  new_password: Type.String({ minLength: 8, maxLength: 256 })
+}, { additionalProperties: false })
+
+export const TokenBody = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 8192 }),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64 }))
+}, { additionalProperties: false })

@@ -11,9 +11,17 @@ export interface DatabaseOptions {
   dataDir: string
 }
 
+/**
+ * Subscribes to NOTIFY on a channel. onConnect runs once the subscription is live, and again each
+ * time it is re-established after a lost connection, when notifications may have been missed.
+ * Resolves, after the first onConnect has finished, to a function that unsubscribes.
+ */
+export type Listen = (channel: string, onNotify: (payload: string) => void, onConnect: () => Promise<void>) => Promise<() => Promise<void>>
+
 export interface DatabaseConnection {
   db: Database
   kind: 'postgres' | 'pglite'
+  listen: Listen
   close: () => Promise<void>
 }
 

@@ -13,5 +13,15 @@ export async function openPglite (dataDir: string): Promise<DatabaseConnection> 
   const client = await PGlite.create(join(dataDir, 'pglite'))
   const db = drizzle({ client, schema })
   await migrate(db, { migrationsFolder })
-  return { db, kind: 'pglite', close: async () => { if (!client.closed) await client.close() } }
+  return {
+    db,
+    kind: 'pglite',
+    // One process owns the database, so the subscription is never lost.
+    async listen (channel, onNotify, onConnect) {
+      const unsubscribe = await client.listen(channel, onNotify)
+      await onConnect()
+      return () => unsubscribe()
+    },
+    close: async () => { if (!client.closed) await client.close() }
+  }
 }

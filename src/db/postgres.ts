@@ -5,6 +5,9 @@ import { migrationsFolder } from '../paths.js'
 import type { DatabaseConnection } from './connect.js'
 import * as schema from './schema.js'
 
+/* c8 ignore next: swallows only what onConnect has already logged */
+const ignore = () => {}
+
 // Any constant works: it only has to be the same for every instance migrating one database.
 const migrationLockId = 7_210_301
 
@@ -18,5 +21,20 @@ export async function openPostgres (databaseUrl: string, poolSize: number): Prom
     await migrationClient.end()
   }
   const client = postgres(databaseUrl, { max: poolSize })
-  return { db: drizzle({ client, schema }), kind: 'postgres', close: () => client.end() }
+  return {
+    db: drizzle({ client, schema }),
+    kind: 'postgres',
+    // postgres.js listens on a connection of its own and re-listens whenever it is lost, calling
+    // onlisten each time. A failed resync is reported by onConnect itself; only the first is awaited.
+    async listen (channel, onNotify, onConnect) {
+      let connected = Promise.resolve()
+      const subscription = await client.listen(channel, onNotify, () => {
+        connected = onConnect()
+        connected.catch(ignore)
+      })
+      await connected
+      return () => subscription.unlisten()
+    },
+    close: () => client.end()
+  }
 }

@@ -3,16 +3,22 @@ import Fastify from 'fastify'
 import { jwtVerify } from 'jose'
 import t from 'tap'
 import db from '../../plugins/db.js'
+import revocations from '../../plugins/revocations.js'
+import sessions from '../../plugins/sessions.js'
 import tokens from '../../plugins/tokens.js'
 import { users } from '../../src/db/schema.js'
+import { publicJwk } from '../../src/keys.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
-t.test('tokens plugin on its own', async (t) => {
+t.test('the token plugins on their own: revocations, tokens, sessions', async (t) => {
   const { privateKey } = generateKeyPairSync('ed25519')
+  const previous = generateKeyPairSync('ed25519')
   const app = Fastify()
   const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
   await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
-  await app.register(tokens, { signingKey: privateKey, accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'https://issuer.test', audience: 'mobile' })
+  await app.register(revocations, { accessTokenTtl: 60 })
+  await app.register(tokens, { signingKey: privateKey, previousPublicKeys: [previous.publicKey], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'https://issuer.test', audience: 'mobile' })
+  await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
   app.get('/private', { onRequest: app.authenticate }, async (request) => ({ user: request.user.sub }))
   await app.ready()
   t.teardown(() => app.close())
@@ -20,7 +26,8 @@ t.test('tokens plugin on its own', async (t) => {
   const [user] = await app.db.insert(users)
     .values({ username: 'solo', usernameKey: 'solo', email: 'solo@example.com', emailKey: 'solo@example.com', passwordHash: 'x' })
     .returning()
-  const pair = await app.tokens.startSession({ id: user!.id, username: 'solo' }, { userAgent: 'ua', ip: '10.0.0.1' })
+  const ref = { id: user!.id, username: 'solo' }
+  const pair = await app.sessions.start(ref, { userAgent: 'ua', ip: '10.0.0.1' })
 
   t.test('signs with the given key, issuer, audience and lifetimes', async (t) => {
     const { payload, protectedHeader } = await jwtVerify(pair.access, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile', algorithms: ['EdDSA'] })
@@ -29,6 +36,14 @@ t.test('tokens plugin on its own', async (t) => {
     t.match(app.tokens.verifyAccess(pair.access), { sub: String(user!.id), username: 'solo', token_type: 'access' })
     const refresh = await jwtVerify(pair.refresh, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile' })
     t.equal(refresh.payload.exp! - refresh.payload.iat!, 3600)
+    t.same(app.tokens.jwks.keys.map((key) => key.kid), [publicJwk(privateKey).kid, publicJwk(previous.privateKey).kid])
+  })
+
+  t.test('signRefresh with earlier claims gives back the very same token', async (t) => {
+    const claims = app.tokens.verify(pair.refresh, 'refresh')
+    const again = app.tokens.signRefresh(ref, claims.sid, new Date(Date.now() + 86400_000), { jti: claims.jti, iat: claims.iat, exp: claims.exp })
+    t.equal(again.token, pair.refresh)
+    t.equal(app.tokens.verify(pair.access).token_type, 'access', 'verify without a type takes either')
   })
 
   t.test('authenticate sets request.user or answers 401', async (t) => {
@@ -38,12 +53,24 @@ t.test('tokens plugin on its own', async (t) => {
     t.equal((await app.inject({ method: 'GET', url: '/private', headers: { authorization: `Bearer ${pair.refresh}` } })).statusCode, 401)
   })
 
-  t.test('rotation and logout', async (t) => {
-    const rotated = await app.tokens.refresh(pair.refresh)
-    await t.rejects(app.tokens.refresh(pair.refresh), { statusCode: 401, code: 'token_revoked' })
-    await app.tokens.logout(rotated.refresh)
-    t.equal(app.tokens.revokedSessionCount(), 1)
-    t.throws(() => app.tokens.verifyAccess(rotated.access), { statusCode: 401, code: 'token_revoked' })
-    t.throws(() => app.tokens.verifyAccess(pair.access), { statusCode: 401, code: 'token_revoked' })
+  t.test('sessions: list, rotate, revoke one, revoke all but one', async (t) => {
+    const other = await app.sessions.start(ref, {})
+    const listed = await app.sessions.list(user!.id)
+    t.equal(listed.length, 2)
+    t.match(listed.find((row) => row.id === app.tokens.verify(pair.access).sid), { userAgent: 'ua', ip: '10.0.0.1' })
+
+    const rotated = await app.sessions.refresh(pair.refresh)
+    t.equal((await app.sessions.refresh(pair.refresh)).refresh, rotated.refresh, 'a retry within the grace window')
+    t.equal(await app.sessions.revoke(user!.id, app.tokens.verify(other.access).sid), true)
+    t.equal(await app.sessions.revoke(user!.id, app.tokens.verify(other.access).sid), false, 'already revoked')
+    t.throws(() => app.tokens.verifyAccess(other.access), { statusCode: 401, code: 'token_revoked' })
+    const third = await app.sessions.start(ref, {})
+    t.equal(await app.sessions.revokeAll(user!.id, app.tokens.verify(rotated.access).sid), 1)
+    t.throws(() => app.tokens.verifyAccess(third.access), { code: 'token_revoked' })
+    t.equal(app.tokens.verifyAccess(rotated.access).sid, app.tokens.verify(pair.access).sid, 'the kept session lives')
+    t.equal(app.revocations.size(), 2)
+    await app.sessions.logout(rotated.refresh)
+    t.throws(() => app.tokens.verifyAccess(pair.access), { code: 'token_revoked' })
+    t.same(await app.sessions.list(user!.id), [])
   })
 })

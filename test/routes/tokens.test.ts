@@ -24,10 +24,6 @@ t.test('refresh and logout', async (t) => {
     t.equal(session!.lastUsedAt.getTime(), Number(claimsOf(second.refresh).iat) * 1000)
     t.equal(session!.expiresAt.getTime(), Number(claimsOf(second.refresh).exp) * 1000)
 
-    const reused = await refresh(first.refresh)
-    t.equal(reused.statusCode, 401)
-    t.match(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_revoked' })
-    t.match(reused.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
     t.equal((await refresh(second.refresh)).statusCode, 200, 'the new refresh token works')
 
     const [old] = await app.db.select().from(tokens).where(eq(tokens.jti, String(claimsOf(first.refresh).jti)))
@@ -93,23 +89,81 @@ t.test('refresh and logout', async (t) => {
     t.equal((await refresh(other.refresh)).statusCode, 200)
   })
 
-  t.test('racing refreshes of one token: one rotation, one live refresh token', async (t) => {
+  t.test('within the grace window a rotated token gets the same new refresh token again', async (t) => {
+    const { tokens: first } = await registerAndLogin(app)
+    const second = (await refresh(first.refresh)).json()
+    const retry = await refresh(first.refresh)
+    t.equal(retry.statusCode, 200)
+    t.equal(retry.json().refresh, second.refresh, 'byte for byte')
+    t.equal(retry.json().refresh_expires_at, second.refresh_expires_at)
+    t.equal((await me(retry.json().access)).statusCode, 200, 'with a working access token')
+    t.equal((await refresh(second.refresh)).statusCode, 200, 'and the replacement still rotates')
+  })
+
+  t.test('racing refreshes of one token never fork the session', async (t) => {
     const { tokens: pair } = await registerAndLogin(app)
     const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(pair.refresh)))
-    t.same(responses.map((response) => response.statusCode).sort(), [200, ...Array(9).fill(401)])
+    t.same(responses.map((response) => response.statusCode), Array(10).fill(200))
+    const refreshTokens = new Set(responses.map((response) => response.json().refresh))
+    t.equal(refreshTokens.size, 1, 'every 200 carries the same new refresh token')
     const sid = String(claimsOf(pair.refresh).sid)
     const live = await app.db.select().from(tokens)
       .where(and(eq(tokens.sessionId, sid), eq(tokens.type, 'refresh'), isNull(tokens.revokedAt)))
-    t.equal(live.length, 1)
-    t.equal(live[0]!.jti, claimsOf(responses.find((response) => response.statusCode === 200)!.json().refresh).jti)
+    t.equal(live.length, 1, 'and only that one stays live')
+    t.equal(live[0]!.jti, claimsOf([...refreshTokens][0]).jti)
   })
 
-  t.test('logout refuses an access token and garbage', async (t) => {
+  t.test('logout refuses an access token, a rotated refresh token and garbage', async (t) => {
     const { tokens: pair } = await registerAndLogin(app)
+    t.equal((await refresh(pair.refresh)).statusCode, 200)
+    t.equal((await logout(pair.refresh)).json().code, 'token_revoked', 'only the live refresh token logs out')
     t.equal((await logout(pair.access)).json().code, 'token_invalid')
     t.equal((await logout('nope')).json().code, 'token_invalid')
     t.equal((await logout(undefined)).statusCode, 400)
   })
+})
+
+t.test('a rotated refresh token presented after the grace window revokes the whole session', async (t) => {
+  const app = await build(t, await testEnvironment(t, { REFRESH_REUSE_GRACE: '0' }))
+  const refresh = (token: string) => app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })
+  const me = (access: string) => app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(access) })
+  const { body, tokens: first } = await registerAndLogin(app)
+  const other = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })).json()
+  const second = (await refresh(first.refresh)).json()
+
+  const reused = await refresh(first.refresh)
+  t.equal(reused.statusCode, 401)
+  t.same(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_reused', message: 'Token was already used; the session has been revoked' })
+  t.match(reused.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
+
+  for (const access of [first.access, second.access]) t.equal((await me(access)).json().code, 'token_revoked', 'access tokens die at once')
+  t.equal((await refresh(second.refresh)).json().code, 'token_revoked', 'so does the legitimate replacement')
+  const sid = String(claimsOf(first.refresh).sid)
+  const [session] = await app.db.select().from(sessions).where(eq(sessions.id, sid))
+  t.ok(session!.revokedAt)
+  const rows = await app.db.select().from(tokens).where(eq(tokens.sessionId, sid))
+  t.ok(rows.every((row) => row.revokedAt !== null), 'every token of the session is revoked')
+  t.equal((await me(other.access)).statusCode, 200, 'the user\'s other session lives on')
+})
+
+t.test('SESSION_MAX_AGE: refresh cannot extend a session beyond it', async (t) => {
+  const environment = await testEnvironment(t, { SESSION_MAX_AGE: '1h' })
+  const app = await build(t, environment)
+  const refresh = (server: typeof app, token: string) => server.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })
+  const { tokens: first } = await registerAndLogin(app)
+  const created = Number(claimsOf(first.refresh).iat)
+  t.equal(Number(claimsOf(first.refresh).exp), created + 3600, 'the first refresh token ends with the session')
+  const second = (await refresh(app, first.refresh)).json()
+  t.equal(Number(claimsOf(second.refresh).exp), created + 3600, 'a rotated one too, not 30 days on')
+  t.equal(second.refresh_expires_at, new Date((created + 3600) * 1000).toISOString())
+  await app.close()
+
+  // Lowered after the session began: the session is over.
+  const lowered = await build(t, { ...environment, SESSION_MAX_AGE: '1s' })
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const refused = await refresh(lowered, second.refresh)
+  t.equal(refused.statusCode, 401)
+  t.same(refused.json().code, 'token_expired')
 })
 
 t.test('revoked sessions are forgotten once their access tokens have expired', async (t) => {
@@ -117,14 +171,14 @@ t.test('revoked sessions are forgotten once their access tokens have expired', a
   const logout = (refresh: string) => app.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh } })
   const first = await registerAndLogin(app)
   t.equal((await logout(first.tokens.refresh)).statusCode, 204)
-  t.equal(app.tokens.revokedSessionCount(), 1)
+  t.equal(app.revocations.size(), 1)
   await new Promise((resolve) => setTimeout(resolve, 2100))
   const second = await registerAndLogin(app)
   const third = await registerAndLogin(app)
   t.equal((await logout(second.tokens.refresh)).statusCode, 204)
-  t.equal(app.tokens.revokedSessionCount(), 1, 'the first session was pruned')
+  t.equal(app.revocations.size(), 1, 'the first session was pruned')
   t.equal((await logout(third.tokens.refresh)).statusCode, 204)
-  t.equal(app.tokens.revokedSessionCount(), 2, 'the second is kept while its access token lives')
+  t.equal(app.revocations.size(), 2, 'the second is kept while its access token lives')
 })
 
 t.test('revocations survive a restart', async (t) => {

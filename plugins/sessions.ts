@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto'
+import { and, desc, eq, gt, inArray, isNull, ne, type SQL } from 'drizzle-orm'
+import fp from 'fastify-plugin'
+import type { Database } from '../src/db/connect.js'
+import { sessions, tokens, users } from '../src/db/schema.js'
+import { tokenError } from '../src/errors.js'
+import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
+
+export interface SessionOptions {
+  /** Seconds from login after which a session can no longer be refreshed. */
+  sessionMaxAge: number
+  /** Seconds during which a rotated refresh token gets its replacement again; 0 turns this off. */
+  refreshReuseGrace: number
+}
+
+export interface ClientInfo {
+  userAgent?: string
+  ip?: string
+}
+
+export type SessionRow = typeof sessions.$inferSelect
+
+export interface Sessions {
+  /** Opens a session for a user who just proved who they are. */
+  start: (user: UserRef, client: ClientInfo) => Promise<TokenPair>
+  /**
+   * Rotates a refresh token. Presented again within the grace window, it gets the same new refresh
+   * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown.
+   */
+  refresh: (refreshToken: string) => Promise<TokenPair>
+  /** Revokes the session of a refresh token. */
+  logout: (refreshToken: string) => Promise<void>
+  /** The user's sessions that are neither revoked nor expired, newest first. */
+  list: (userId: number) => Promise<SessionRow[]>
+  /** Revokes one session of the user; false when the user has no such live session. */
+  revoke: (userId: number, sessionId: string) => Promise<boolean>
+  /** Revokes every session of the user, but the one given; answers how many. */
+  revokeAll: (userId: number, except?: string) => Promise<number>
+  /** The username of a refresh token's user while the token is on record and unrevoked. */
+  refreshTokenUser: (claims: TokenClaims, refreshToken: string) => Promise<string | undefined>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: Sessions
+  }
+}
+
+export default fp<SessionOptions>(async (fastify, options) => {
+  const { db, tokens: signer, revocations } = fastify
+  const revokedError = () => tokenError('token_revoked', 'Token has been revoked')
+  const invalidError = () => tokenError('token_invalid', 'Token is invalid or malformed')
+
+  /** Revokes the live sessions matched, with every token issued in them; tells every instance on commit. */
+  async function revokeWhere (tx: Database, where: SQL | undefined): Promise<string[]> {
+    const now = new Date()
+    const revoked = await tx.update(sessions).set({ revokedAt: now })
+      .where(and(where, isNull(sessions.revokedAt))).returning({ id: sessions.id })
+    const ids = revoked.map((row) => row.id)
+    if (ids.length > 0) {
+      await tx.update(tokens).set({ revokedAt: now }).where(and(inArray(tokens.sessionId, ids), isNull(tokens.revokedAt)))
+      await revocations.publish(tx, ids)
+    }
+    return ids
+  }
+
+  async function revokeSessions (where: SQL | undefined): Promise<string[]> {
+    const ids = await db.transaction((tx) => revokeWhere(tx, where))
+    revocations.remember(ids)
+    return ids
+  }
+
+  /** Locks the row of a presented refresh token, with what deciding on it needs. */
+  async function lockRefreshToken (tx: Database, refreshToken: string, claims: TokenClaims) {
+    const [row] = await tx
+      .select({
+        tokenHash: tokens.tokenHash,
+        revokedAt: tokens.revokedAt,
+        replacedBy: tokens.replacedBy,
+        sessionCreatedAt: sessions.createdAt,
+        sessionRevokedAt: sessions.revokedAt,
+        username: users.username
+      })
+      .from(tokens)
+      .innerJoin(sessions, eq(sessions.id, tokens.sessionId))
+      .innerJoin(users, eq(users.id, tokens.userId))
+      .where(eq(tokens.jti, claims.jti))
+      .for('update', { of: tokens })
+    if (row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
+    if (row.sessionRevokedAt !== null) throw revokedError()
+    return row
+  }
+
+  type RefreshOutcome = { pair: TokenPair } | { reused: true }
+
+  const service: Sessions = {
+    async start (user, client) {
+      const sessionId = randomUUID()
+      const now = new Date()
+      const refresh = signer.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
+      const access = signer.signAccess(user, sessionId)
+      await db.transaction(async (tx) => {
+        await tx.insert(sessions).values({
+          id: sessionId,
+          userId: user.id,
+          createdAt: refresh.row.createdAt,
+          lastUsedAt: refresh.row.createdAt,
+          expiresAt: refresh.row.expiresAt,
+          userAgent: client.userAgent?.slice(0, 512),
+          ip: client.ip
+        })
+        await tx.insert(tokens).values([access.row, refresh.row])
+      })
+      return toPair(access, refresh)
+    },
+
+    async refresh (refreshToken) {
+      const claims = signer.verify(refreshToken, 'refresh')
+      const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
+        const row = await lockRefreshToken(tx, refreshToken, claims)
+        const user = { id: claims.user_id, username: row.username }
+        const notAfter = new Date(row.sessionCreatedAt.getTime() + options.sessionMaxAge * 1000)
+        // Reached only when SESSION_MAX_AGE was lowered: refresh tokens never outlive their session.
+        if (notAfter.getTime() <= Date.now()) throw tokenError('token_expired', 'Session has reached its maximum age')
+
+        if (row.revokedAt === null) {
+          const refresh = signer.signRefresh(user, claims.sid, notAfter)
+          const access = signer.signAccess(user, claims.sid)
+          await tx.update(tokens).set({ revokedAt: refresh.row.createdAt, replacedBy: refresh.row.jti }).where(eq(tokens.jti, claims.jti))
+          await tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid))
+          await tx.insert(tokens).values([access.row, refresh.row])
+          return { pair: toPair(access, refresh) }
+        }
+
+        // Rotated already. Within the grace window a client that lost the answer, or a racing
+        // request, gets the same replacement again, as long as that one is still live.
+        const withinGrace = Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000
+        const [child] = withinGrace
+          ? await tx.select().from(tokens).where(and(eq(tokens.jti, row.replacedBy!), isNull(tokens.revokedAt)))
+          : []
+        if (child !== undefined) {
+          const refresh = signer.signRefresh(user, claims.sid, notAfter, {
+            jti: child.jti,
+            iat: child.createdAt.getTime() / 1000,
+            exp: child.expiresAt.getTime() / 1000
+          })
+          const access = signer.signAccess(user, claims.sid)
+          await tx.insert(tokens).values(access.row)
+          return { pair: toPair(access, refresh) }
+        }
+        await revokeWhere(tx, eq(sessions.id, claims.sid))
+        return { reused: true }
+      })
+      if ('pair' in outcome) return outcome.pair
+      revocations.remember([claims.sid])
+      fastify.log.warn({ userId: claims.user_id, sessionId: claims.sid }, 'refresh token reused: session revoked')
+      throw tokenError('token_reused', 'Token was already used; the session has been revoked')
+    },
+
+    async logout (refreshToken) {
+      const claims = signer.verify(refreshToken, 'refresh')
+      await db.transaction(async (tx) => {
+        const row = await lockRefreshToken(tx, refreshToken, claims)
+        if (row.revokedAt !== null) throw revokedError()
+        await revokeWhere(tx, eq(sessions.id, claims.sid))
+      })
+      revocations.remember([claims.sid])
+      fastify.log.info({ userId: claims.user_id, sessionId: claims.sid }, 'logged out')
+    },
+
+    list (userId) {
+      return db.select().from(sessions)
+        .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, new Date())))
+        .orderBy(desc(sessions.lastUsedAt))
+    },
+
+    async revoke (userId, sessionId) {
+      const ids = await revokeSessions(and(eq(sessions.userId, userId), eq(sessions.id, sessionId), gt(sessions.expiresAt, new Date())))
+      return ids.length > 0
+    },
+
+    async revokeAll (userId, except) {
+      const ids = await revokeSessions(and(eq(sessions.userId, userId), except === undefined ? undefined : ne(sessions.id, except)))
+      return ids.length
+    },
+
+    async refreshTokenUser (claims, refreshToken) {
+      const [row] = await db.select({ username: users.username }).from(tokens)
+        .innerJoin(users, eq(users.id, tokens.userId))
+        .where(and(eq(tokens.jti, claims.jti), eq(tokens.tokenHash, sha256(refreshToken)), isNull(tokens.revokedAt)))
+      return row?.username
+    }
+  }
+
+  fastify.decorate('sessions', service)
+}, { name: 'sessions', dependencies: ['db', 'tokens', 'revocations'] })

@@ -1,0 +1,80 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import formbody from '@fastify/formbody'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import type { AccessClaims } from '../plugins/tokens.js'
+import { apiError, tokenError } from '../src/errors.js'
+import { ErrorBody, TokenBody, bodyErrors } from '../src/schemas.js'
+
+export interface IntrospectionOptions {
+  /** When set, introspection callers must present it as a Bearer token. */
+  introspectionSecret?: string
+}
+
+const Introspection = Type.Object({
+  active: Type.Boolean(),
+  sub: Type.Optional(Type.String()),
+  sid: Type.Optional(Type.String()),
+  jti: Type.Optional(Type.String()),
+  exp: Type.Optional(Type.Integer()),
+  iat: Type.Optional(Type.Integer()),
+  iss: Type.Optional(Type.String()),
+  aud: Type.Optional(Type.String()),
+  token_type: Type.Optional(Type.String()),
+  username: Type.Optional(Type.String())
+})
+
+const digest = (text: string) => createHash('sha256').update(text).digest()
+
+/** Token checks for other services: SimpleJWT's verify, and RFC 7662 introspection. */
+const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fastify, { introspectionSecret }) => {
+  const { tokens, revocations, sessions } = fastify
+  // RFC 7662 callers send application/x-www-form-urlencoded; only these routes accept it.
+  await fastify.register(formbody)
+
+  /** The claims and username of a live token, as every check here sees it; throws a 401 otherwise. */
+  async function inspect (token: string) {
+    const claims = tokens.verify(token)
+    if (claims.token_type === 'access') {
+      if (revocations.has(claims.sid)) throw tokenError('token_revoked', 'Token has been revoked')
+      return { ...claims, username: (claims as AccessClaims).username }
+    }
+    const username = await sessions.refreshTokenUser(claims, token)
+    if (username === undefined) throw tokenError('token_revoked', 'Token has been revoked')
+    return { ...claims, username }
+  }
+
+  fastify.post('/auth/verify/', {
+    schema: { body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors } }
+  }, async (request) => {
+    await inspect(request.body.token)
+    return {}
+  })
+
+  const expected = introspectionSecret === undefined ? undefined : digest(introspectionSecret)
+  async function checkCaller (request: FastifyRequest) {
+    if (expected === undefined) return
+    const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+    if (!timingSafeEqual(digest(presented), expected)) {
+      throw apiError(401, 'not_authenticated', 'Introspection needs the introspection secret as a Bearer token.', {
+        headers: { 'www-authenticate': 'Bearer realm="introspection"' }
+      })
+    }
+  }
+
+  fastify.post('/auth/introspect/', {
+    onRequest: checkCaller,
+    schema: { body: TokenBody, response: { 200: Introspection, 401: ErrorBody, ...bodyErrors } }
+  }, async (request) => {
+    try {
+      const { sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username } = await inspect(request.body.token)
+      return { active: true, sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username }
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 401) throw error
+      return { active: false }
+    }
+  })
+}
+
+export default introspection

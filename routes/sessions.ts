@@ -1,0 +1,48 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { apiError } from '../src/errors.js'
+import { ErrorBody, Session } from '../src/schemas.js'
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { sessions } = fastify
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  fastify.post('/auth/logout/all/', {
+    schema: { response: { 204: Type.Null(), 401: ErrorBody, 500: ErrorBody } }
+  }, async (request, reply) => {
+    const count = await sessions.revokeAll(request.user.user_id)
+    request.log.info({ userId: request.user.user_id, sessions: count }, 'logged out everywhere')
+    return reply.code(204).send(null)
+  })
+
+  fastify.get('/auth/sessions/', {
+    schema: { response: { 200: Type.Array(Session), 401: ErrorBody, 500: ErrorBody } }
+  }, async (request) => {
+    const rows = await sessions.list(request.user.user_id)
+    return rows.map((row) => ({
+      id: row.id,
+      created_at: row.createdAt.toISOString(),
+      last_used_at: row.lastUsedAt.toISOString(),
+      expires_at: row.expiresAt.toISOString(),
+      user_agent: row.userAgent,
+      ip: row.ip,
+      current: row.id === request.user.sid
+    }))
+  })
+
+  fastify.delete('/auth/sessions/:id', {
+    schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), 401: ErrorBody, 404: ErrorBody, 500: ErrorBody } }
+  }, async (request, reply) => {
+    const { id } = request.params
+    // Another user's session answers exactly as one that does not exist.
+    if (!uuidPattern.test(id) || !await sessions.revoke(request.user.user_id, id.toLowerCase())) {
+      throw apiError(404, 'not_found', 'No such session.')
+    }
+    request.log.info({ userId: request.user.user_id, sessionId: id }, 'session revoked')
+    return reply.code(204).send(null)
+  })
+}
+
+export default sessionRoutes
