@@ -113,3 +113,30 @@ t.test('npm run db:migrate applies the migrations and exits', async (t) => {
   t.equal(await unopenable.exited, 1)
   t.match(unopenable.output(), /EEXIST|ENOTDIR/)
 })
+
+t.test('two real instances on one PostgreSQL: a logout on one is refused by the other within 1 s', {
+  skip: process.env.DATABASE_URL === undefined && 'runs when DATABASE_URL names a PostgreSQL server'
+}, async (t) => {
+  const shared = await testEnvironment(t, { HOST: '127.0.0.1', LOG_LEVEL: 'info' })
+  const ports = [await freePort(), await freePort()]
+  // One after the other: each npm start compiles into the same dist/.
+  for (const port of ports) await startService(t, { ...shared, PORT: String(port) })
+  const [one, two] = ports.map((port) => `http://127.0.0.1:${port}`) as [string, string]
+  const post = (base: string, path: string, body: object) =>
+    fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+
+  const user = newUser()
+  t.equal((await post(one, '/auth/register/', user)).status, 201)
+  const pair = await (await post(one, '/auth/login/', { username: user.username, password: user.password })).json() as { access: string, refresh: string }
+  const me = (base: string) => fetch(`${base}/auth/me/`, { headers: { authorization: `Bearer ${pair.access}` } })
+  t.equal((await me(one)).status, 200)
+
+  t.equal((await post(two, '/auth/logout/', { refresh: pair.refresh })).status, 204)
+  const started = Date.now()
+  let status = 200
+  while (status === 200 && Date.now() - started < 1000) {
+    status = (await me(one)).status
+    if (status === 200) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(status, 401, `refused by the other instance after ${Date.now() - started} ms`)
+})

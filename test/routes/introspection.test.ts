@@ -1,0 +1,123 @@
+import { generateKeyPairSync } from 'node:crypto'
+import t from 'tap'
+import { publicJwk } from '../../src/keys.js'
+import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
+
+t.test('POST /auth/verify/ and /auth/introspect/', async (t) => {
+  const secret = 'introspection-secret-of-the-gateway'
+  const app = await build(t, await testEnvironment(t, { INTROSPECTION_SECRET: secret }))
+  const { body, user, tokens: pair } = await registerAndLogin(app)
+  const loggedOut = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })).json()
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh: loggedOut.refresh } })).statusCode, 204)
+  const expired = app.jwt.sign({ ...claimsOf(pair.access), iat: 1000, exp: 2000 } as never)
+
+  t.test('verify: 200 {} for a live token of either type, 401 otherwise', async (t) => {
+    const verify = (token: unknown) => app.inject({ method: 'POST', url: '/auth/verify/', payload: { token } })
+    for (const token of [pair.access, pair.refresh]) {
+      const response = await verify(token)
+      t.equal(response.statusCode, 200)
+      t.same(response.json(), {})
+    }
+    const cases: Array<[string, string]> = [
+      [loggedOut.access, 'token_revoked'],
+      [loggedOut.refresh, 'token_revoked'],
+      [expired, 'token_expired'],
+      ['nonsense', 'token_invalid']
+    ]
+    for (const [token, code] of cases) {
+      const response = await verify(token)
+      t.equal(response.statusCode, 401, code)
+      t.equal(response.json().code, code)
+    }
+    t.equal((await verify(undefined)).statusCode, 400)
+  })
+
+  const introspect = (payload: string | object, headers: Record<string, string> = bearer(secret)) =>
+    app.inject({ method: 'POST', url: '/auth/introspect/', payload, headers })
+
+  t.test('introspect: RFC 7662 fields for a live token', async (t) => {
+    const response = await introspect({ token: pair.access })
+    t.equal(response.statusCode, 200)
+    const claims = claimsOf(pair.access)
+    t.same(response.json(), {
+      active: true,
+      sub: String(user.id),
+      sid: claims.sid,
+      jti: claims.jti,
+      exp: claims.exp,
+      iat: claims.iat,
+      iss: 'auth-service',
+      aud: 'api',
+      token_type: 'access',
+      username: body.username
+    })
+    const refresh = (await introspect({ token: pair.refresh, token_type_hint: 'refresh_token' })).json()
+    t.match(refresh, { active: true, token_type: 'refresh', username: body.username, jti: claimsOf(pair.refresh).jti })
+  })
+
+  t.test('introspect: exactly {active: false} for anything else', async (t) => {
+    for (const token of [loggedOut.access, loggedOut.refresh, expired, 'nonsense', `${pair.access}x`]) {
+      const response = await introspect({ token })
+      t.equal(response.statusCode, 200)
+      t.same(response.json(), { active: false })
+    }
+  })
+
+  t.test('introspect accepts form-encoded bodies; other routes do not', async (t) => {
+    const form = await introspect(`token=${encodeURIComponent(pair.access)}&token_type_hint=access_token`,
+      { ...bearer(secret), 'content-type': 'application/x-www-form-urlencoded' })
+    t.equal(form.statusCode, 200)
+    t.equal(form.json().active, true)
+    const login = await app.inject({ method: 'POST', url: '/auth/login/', payload: 'username=a&password=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    t.equal(login.statusCode, 415)
+  })
+
+  t.test('introspect needs INTROSPECTION_SECRET as a Bearer token when it is set', async (t) => {
+    for (const headers of [{}, bearer('wrong'), bearer(pair.access), { authorization: `Basic ${secret}` }]) {
+      const response = await introspect({ token: pair.access }, headers)
+      t.equal(response.statusCode, 401, JSON.stringify(headers))
+      t.equal(response.json().code, 'not_authenticated')
+      t.equal(response.headers['www-authenticate'], 'Bearer realm="introspection"')
+    }
+  })
+})
+
+t.test('introspect is open when no INTROSPECTION_SECRET is set', async (t) => {
+  const app = await build(t)
+  const { tokens: pair } = await registerAndLogin(app)
+  const response = await app.inject({ method: 'POST', url: '/auth/introspect/', payload: { token: pair.access } })
+  t.equal(response.json().active, true)
+})
+
+t.test('key rotation: nobody is logged out', async (t) => {
+  const oldKey = generateKeyPairSync('ed25519')
+  const newKey = generateKeyPairSync('ed25519')
+  const pemOf = (key: typeof oldKey.privateKey, type: 'pkcs8' | 'spki') => key.export({ format: 'pem', type: type as 'pkcs8' }) as string
+  const environment = await testEnvironment(t, { JWT_PRIVATE_KEY: pemOf(oldKey.privateKey, 'pkcs8') })
+  const before = await build(t, environment)
+  const { tokens: old } = await registerAndLogin(before)
+  await before.close()
+
+  const after = await build(t, {
+    ...environment,
+    JWT_PRIVATE_KEY: pemOf(newKey.privateKey, 'pkcs8'),
+    JWT_PREVIOUS_PUBLIC_KEYS: pemOf(oldKey.publicKey, 'spki') + pemOf(generateKeyPairSync('ed25519').publicKey, 'spki')
+  })
+  const jwks = (await after.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json()
+  t.equal(jwks.keys.length, 3, 'the JWKS holds the current key and the previous ones')
+  t.equal(jwks.keys[0].kid, publicJwk(newKey.privateKey).kid, 'the current key first')
+  t.equal(jwks.keys[1].kid, publicJwk(oldKey.privateKey).kid)
+
+  t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(old.access) })).statusCode, 200, 'old access tokens verify')
+  const refreshed = await after.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: old.refresh } })
+  t.equal(refreshed.statusCode, 200, 'old refresh tokens rotate')
+  const header = JSON.parse(Buffer.from(refreshed.json().access.split('.')[0], 'base64url').toString())
+  t.equal(header.kid, publicJwk(newKey.privateKey).kid, 'new tokens use the current key')
+  t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(refreshed.json().access) })).statusCode, 200)
+
+  const stranger = generateKeyPairSync('ed25519')
+  const forged = old.access.split('.').slice(0, 2).join('.')
+  const { sign } = await import('node:crypto')
+  const signature = sign(null, Buffer.from(forged), stranger.privateKey).toString('base64url')
+  t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(`${forged}.${signature}`) })).json().code, 'token_invalid', 'an unknown key is still refused')
+})
