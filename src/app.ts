@@ -3,6 +3,7 @@ import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
 import password from '../plugins/password.js'
+import purge from '../plugins/purge.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
 import tokens from '../plugins/tokens.js'
@@ -42,6 +43,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     audience: config.jwtAudience
   })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
+  await fastify.register(purge, { purgeInterval: config.purgeInterval })
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')

@@ -99,10 +99,17 @@ t.test('npm start refuses a bad configuration before listening', async (t) => {
   t.notMatch(running.output(), /Server listening/)
 })
 
-t.test('npm run db:migrate applies the migrations and exits', async (t) => {
-  const running = npm(['run', 'db:migrate', '--silent'], await testEnvironment(t))
+t.test('npm run db:migrate applies the migrations and exits; db:purge purges once', async (t) => {
+  const environment = await testEnvironment(t)
+  const running = npm(['run', 'db:migrate', '--silent'], environment)
   t.equal(await running.exited, 0)
   t.match(running.output(), /migrations applied \((pglite|postgres)\)/)
+  const purge = npm(['run', 'db:purge', '--silent'], environment)
+  t.equal(await purge.exited, 0)
+  t.match(purge.output(), /purged 0 expired tokens and 0 expired sessions \((pglite|postgres)\)/)
+  const badPurge = npm(['run', 'db:purge', '--silent'], { ...environment, PORT: 'none' })
+  t.equal(await badPurge.exited, 1)
+  t.match(badPurge.output(), /PORT: must be integer/)
 
   const refused = npm(['run', 'db:migrate', '--silent'], { ...(await testEnvironment(t)), DATABASE_URL: 'mysql://nope' })
   t.equal(await refused.exited, 1)

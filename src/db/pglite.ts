@@ -20,7 +20,7 @@ export async function openPglite (dataDir: string): Promise<DatabaseConnection> 
     async listen (channel, onNotify, onConnect) {
       const unsubscribe = await client.listen(channel, onNotify)
       await onConnect()
-      return () => unsubscribe()
+      return async () => { if (!client.closed) await unsubscribe() }
     },
     close: async () => { if (!client.closed) await client.close() }
   }

@@ -1,0 +1,35 @@
+import { and, eq, inArray, lt, notExists } from 'drizzle-orm'
+import type { Database } from './connect.js'
+import { sessions, tokens } from './schema.js'
+
+export interface Purged {
+  tokens: number
+  sessions: number
+}
+
+/**
+ * Deletes expired tokens, then expired sessions that have no token left, in batches. Each batch
+ * locks its rows with SKIP LOCKED, so instances purging at the same time share the work.
+ */
+export async function purgeExpired (db: Database, batchSize = 1000): Promise<Purged> {
+  const purged: Purged = { tokens: 0, sessions: 0 }
+  for (;;) {
+    const now = new Date()
+    const expired = db.select({ jti: tokens.jti }).from(tokens)
+      .where(lt(tokens.expiresAt, now)).limit(batchSize).for('update', { skipLocked: true })
+    const deleted = await db.delete(tokens).where(inArray(tokens.jti, expired)).returning({ jti: tokens.jti })
+    purged.tokens += deleted.length
+    if (deleted.length < batchSize) break
+  }
+  for (;;) {
+    const now = new Date()
+    // A session outlives its refresh token while an access token issued near its end is still valid.
+    const finished = db.select({ id: sessions.id }).from(sessions)
+      .where(and(lt(sessions.expiresAt, now), notExists(db.select({ jti: tokens.jti }).from(tokens).where(eq(tokens.sessionId, sessions.id)))))
+      .limit(batchSize).for('update', { skipLocked: true })
+    const deleted = await db.delete(sessions).where(inArray(sessions.id, finished)).returning({ id: sessions.id })
+    purged.sessions += deleted.length
+    if (deleted.length < batchSize) break
+  }
+  return purged
+}
