@@ -60,6 +60,7 @@ export class ConfigError extends Error {
   }
 }
 
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET'])
 const maxTtlSeconds = 3650 * 86400
 const secondsPerUnit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
 
@@ -82,8 +83,8 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   const problems: string[] = []
   for (const error of Value.Errors(EnvSchema, env)) {
     const name = error.instancePath.slice(1)
-    // Never echo a value that may hold a password.
-    const got = name === 'DATABASE_URL' ? '' : `, got ${JSON.stringify(env[name as keyof Env])}`
+    // Never echo a value that is or may hold a secret.
+    const got = secretVariables.has(name) ? '' : `, got ${JSON.stringify(env[name as keyof Env])}`
     problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}${got}`)
   }
   if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {

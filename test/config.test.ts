@@ -4,6 +4,8 @@ import { ConfigError, loadConfig, parseDuration } from '../src/config.js'
 
 const pem = (key: KeyObject, type: 'pkcs8' | 'spki') => key.export({ format: 'pem', type: type as 'pkcs8' }) as string
 const ed25519 = generateKeyPairSync('ed25519')
+const previousOne = generateKeyPairSync('ed25519')
+const previousTwo = generateKeyPairSync('ed25519')
 
 function configError (environment: Record<string, string>): ConfigError {
   try {
@@ -23,7 +25,12 @@ t.test('defaults', async (t) => {
     dataDir: './data',
     accessTokenTtl: 900,
     refreshTokenTtl: 30 * 86400,
+    sessionMaxAge: 90 * 86400,
+    refreshReuseGrace: 10,
+    purgeInterval: 3600,
+    introspectionSecret: undefined,
     signingKey: undefined,
+    previousPublicKeys: [],
     jwtIssuer: 'auth-service',
     jwtAudience: 'api',
     logLevel: 'info'
@@ -40,6 +47,11 @@ t.test('reads every variable', async (t) => {
     DATA_DIR: '/var/lib/auth',
     ACCESS_TOKEN_TTL: '5m',
     REFRESH_TOKEN_TTL: '12h',
+    SESSION_MAX_AGE: '7d',
+    REFRESH_REUSE_GRACE: '0',
+    PURGE_INTERVAL: '0',
+    INTROSPECTION_SECRET: 'a-secret-of-sixteen-or-more',
+    JWT_PREVIOUS_PUBLIC_KEYS: pem(previousOne.publicKey, 'spki') + '\n' + pem(previousTwo.publicKey, 'spki'),
     JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'),
     JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki'),
     JWT_ISSUER: 'https://auth.example.com',
@@ -54,11 +66,17 @@ t.test('reads every variable', async (t) => {
     dataDir: '/var/lib/auth',
     accessTokenTtl: 300,
     refreshTokenTtl: 43200,
+    sessionMaxAge: 7 * 86400,
+    refreshReuseGrace: 0,
+    purgeInterval: 0,
+    introspectionSecret: 'a-secret-of-sixteen-or-more',
     jwtIssuer: 'https://auth.example.com',
     jwtAudience: 'mobile',
     logLevel: 'warn'
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
+  t.equal(config.previousPublicKeys.length, 2)
+  t.ok(config.previousPublicKeys[1]?.equals(previousTwo.publicKey))
   t.ok(loadConfig({ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8') }).signingKey, 'the public key is optional')
 })
 
@@ -82,6 +100,13 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ ACCESS_TOKEN_TTL: '15 minutes' }, [/^ACCESS_TOKEN_TTL: must be a positive number of seconds/]],
     [{ REFRESH_TOKEN_TTL: '0' }, [/^REFRESH_TOKEN_TTL: /]],
     [{ REFRESH_TOKEN_TTL: '3651d' }, [/^REFRESH_TOKEN_TTL: must be at most 3650d$/]],
+    [{ SESSION_MAX_AGE: 'forever' }, [/^SESSION_MAX_AGE: /]],
+    [{ REFRESH_REUSE_GRACE: '-1' }, [/^REFRESH_REUSE_GRACE: /]],
+    [{ PURGE_INTERVAL: 'often' }, [/^PURGE_INTERVAL: /]],
+    [{ INTROSPECTION_SECRET: 'sh0rtsecret' }, [/^INTROSPECTION_SECRET: must NOT have fewer than 16 characters$/]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: 'garbage' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format$/]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: pem(rsa.publicKey, 'spki') }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
     [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],
@@ -95,6 +120,6 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     t.equal(error.problems.length, expected.length, JSON.stringify(error.problems))
     expected.forEach((pattern, i) => t.match(error.problems[i], pattern))
     t.match(error.message, /^Invalid configuration:\n {2}/)
-    t.notMatch(error.message, /hunter2|PRIVATE KEY/, 'no secret is echoed')
+    t.notMatch(error.message, /hunter2|sh0rtsecret|PRIVATE KEY/, 'no secret is echoed')
   }
 })

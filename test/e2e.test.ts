@@ -110,6 +110,9 @@ t.test('npm run db:migrate applies the migrations and exits; db:purge purges onc
   const badPurge = npm(['run', 'db:purge', '--silent'], { ...environment, PORT: 'none' })
   t.equal(await badPurge.exited, 1)
   t.match(badPurge.output(), /PORT: must be integer/)
+  const failedPurge = npm(['run', 'db:purge', '--silent'], { ...environment, DATABASE_URL: '', DATA_DIR: 'package.json' })
+  t.equal(await failedPurge.exited, 1)
+  t.match(failedPurge.output(), /EEXIST|ENOTDIR/)
 
   const refused = npm(['run', 'db:migrate', '--silent'], { ...(await testEnvironment(t)), DATABASE_URL: 'mysql://nope' })
   t.equal(await refused.exited, 1)
