@@ -103,7 +103,7 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ SESSION_MAX_AGE: 'forever' }, [/^SESSION_MAX_AGE: /]],
     [{ REFRESH_REUSE_GRACE: '-1' }, [/^REFRESH_REUSE_GRACE: /]],
     [{ PURGE_INTERVAL: 'often' }, [/^PURGE_INTERVAL: /]],
-    [{ INTROSPECTION_SECRET: 'sh0rtsecret' }, [/^INTROSPECTION_SECRET: must NOT have fewer than 16 characters$/]],
+    [{ INTROSPECTION_SECRET: 'sh0rtsecret' }, [/^INTROSPECTION_SECRET: must not have fewer than 16 characters$/]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: 'garbage' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format$/]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: pem(rsa.publicKey, 'spki') }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
