@@ -66,6 +66,31 @@ t.test('a unique violation is read from either driver\'s error', async (t) => {
   }
 })
 
+t.test('listen: onConnect runs before it resolves, and NOTIFY arrives on commit', async (t) => {
+  const dataDir = t.testdir()
+  const connections = [await openDatabase({ dataDir, databasePoolSize: 1 })]
+  if (postgresUrl !== undefined) {
+    connections.push(await openDatabase({ databaseUrl: await freshDatabase(t, postgresUrl), dataDir, databasePoolSize: 1 }))
+  }
+  for (const connection of connections) {
+    const received: string[] = []
+    let connects = 0
+    const unlisten = await connection.listen('test_channel', (payload) => received.push(payload), async () => { connects++ })
+    t.equal(connects, 1, `${connection.kind}: onConnect ran`)
+    await connection.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_notify('test_channel', 'hello')`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      t.same(received, [], `${connection.kind}: nothing before the commit`)
+    })
+    const deadline = Date.now() + 2000
+    while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.same(received, ['hello'], `${connection.kind}: delivered after the commit`)
+    await unlisten()
+    await connection.close()
+    await unlisten()
+  }
+})
+
 t.test('the plugin decorates fastify.db and closes it with the app', async (t) => {
   const app = Fastify()
   await app.register(db, { dataDir: t.testdir(), databasePoolSize: 1 })
