@@ -51,14 +51,18 @@ export default fp<SessionOptions>(async (fastify, options) => {
   const revokedError = () => tokenError('token_revoked', 'Token has been revoked')
   const invalidError = () => tokenError('token_invalid', 'Token is invalid or malformed')
 
-  /** Revokes the live sessions matched, with every token issued in them; tells every instance on commit. */
+  /**
+   * Revokes the live sessions matched, with every token issued in them; tells every instance on
+   * commit. Like every path here it locks session rows before token rows, so no two deadlock.
+   */
   async function revokeWhere (tx: Database, where: SQL | undefined): Promise<string[]> {
     const now = new Date()
     const revoked = await tx.update(sessions).set({ revokedAt: now })
       .where(and(where, isNull(sessions.revokedAt))).returning({ id: sessions.id })
     const ids = revoked.map((row) => row.id)
     if (ids.length > 0) {
-      await tx.update(tokens).set({ revokedAt: now }).where(and(inArray(tokens.sessionId, ids), isNull(tokens.revokedAt)))
+      const justRevoked = tx.select({ id: sessions.id }).from(sessions).where(and(where, eq(sessions.revokedAt, now)))
+      await tx.update(tokens).set({ revokedAt: now }).where(and(inArray(tokens.sessionId, justRevoked), isNull(tokens.revokedAt)))
       await revocations.publish(tx, ids)
     }
     return ids
@@ -70,25 +74,22 @@ export default fp<SessionOptions>(async (fastify, options) => {
     return ids
   }
 
-  /** Locks the row of a presented refresh token, with what deciding on it needs. */
+  /**
+   * Locks the session of a presented refresh token, then the token's row, and reads both after
+   * the locks are held: every refresh, logout and revocation of a session is serialised on it.
+   */
   async function lockRefreshToken (tx: Database, refreshToken: string, claims: TokenClaims) {
+    const [session] = await tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt })
+      .from(sessions).where(eq(sessions.id, claims.sid)).for('update')
     const [row] = await tx
-      .select({
-        tokenHash: tokens.tokenHash,
-        revokedAt: tokens.revokedAt,
-        replacedBy: tokens.replacedBy,
-        sessionCreatedAt: sessions.createdAt,
-        sessionRevokedAt: sessions.revokedAt,
-        username: users.username
-      })
+      .select({ tokenHash: tokens.tokenHash, revokedAt: tokens.revokedAt, replacedBy: tokens.replacedBy, username: users.username })
       .from(tokens)
-      .innerJoin(sessions, eq(sessions.id, tokens.sessionId))
       .innerJoin(users, eq(users.id, tokens.userId))
-      .where(eq(tokens.jti, claims.jti))
+      .where(and(eq(tokens.jti, claims.jti), eq(tokens.sessionId, claims.sid)))
       .for('update', { of: tokens })
-    if (row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
-    if (row.sessionRevokedAt !== null) throw revokedError()
-    return row
+    if (session === undefined || row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
+    if (session.revokedAt !== null) throw revokedError()
+    return { ...row, sessionCreatedAt: session.createdAt }
   }
 
   type RefreshOutcome = { pair: TokenPair } | { reused: true }
@@ -123,14 +124,16 @@ export default fp<SessionOptions>(async (fastify, options) => {
         // Reached only when SESSION_MAX_AGE was lowered: refresh tokens never outlive their session.
         if (notAfter.getTime() <= Date.now()) throw tokenError('token_expired', 'Session has reached its maximum age')
 
-        if (row.revokedAt === null) {
+        /** Replaces the live refresh token `jti` with a new pair. */
+        const rotate = async (jti: string) => {
           const refresh = signer.signRefresh(user, claims.sid, notAfter)
           const access = signer.signAccess(user, claims.sid)
-          await tx.update(tokens).set({ revokedAt: refresh.row.createdAt, replacedBy: refresh.row.jti }).where(eq(tokens.jti, claims.jti))
+          await tx.update(tokens).set({ revokedAt: refresh.row.createdAt, replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti))
           await tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid))
           await tx.insert(tokens).values([access.row, refresh.row])
           return { pair: toPair(access, refresh) }
         }
+        if (row.revokedAt === null) return rotate(claims.jti)
 
         // Rotated already. Within the grace window a client that lost the answer, or a racing
         // request, gets the same replacement again, as long as that one is still live.
@@ -139,11 +142,9 @@ export default fp<SessionOptions>(async (fastify, options) => {
           ? await tx.select().from(tokens).where(and(eq(tokens.jti, row.replacedBy!), isNull(tokens.revokedAt)))
           : []
         if (child !== undefined) {
-          const refresh = signer.signRefresh(user, claims.sid, notAfter, {
-            jti: child.jti,
-            iat: child.createdAt.getTime() / 1000,
-            exp: child.expiresAt.getTime() / 1000
-          })
+          const refresh = signer.signRefresh(user, claims.sid, notAfter, { jti: child.jti, iat: child.createdAt.getTime() / 1000, exp: child.expiresAt.getTime() / 1000 })
+          // Signed by a key rotated away since, the replacement cannot be reproduced: replace it in turn.
+          if (refresh.row.tokenHash !== child.tokenHash) return rotate(child.jti)
           const access = signer.signAccess(user, claims.sid)
           await tx.insert(tokens).values(access.row)
           return { pair: toPair(access, refresh) }
@@ -159,9 +160,10 @@ export default fp<SessionOptions>(async (fastify, options) => {
 
     async logout (refreshToken) {
       const claims = signer.verify(refreshToken, 'refresh')
+      // Any refresh token of the session logs it out, a rotated one too: a client that lost the
+      // answer to its last refresh holds only the old token.
       await db.transaction(async (tx) => {
-        const row = await lockRefreshToken(tx, refreshToken, claims)
-        if (row.revokedAt !== null) throw revokedError()
+        await lockRefreshToken(tx, refreshToken, claims)
         await revokeWhere(tx, eq(sessions.id, claims.sid))
       })
       revocations.remember([claims.sid])

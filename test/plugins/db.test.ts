@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import Fastify from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import db from '../../plugins/db.js'
 import { openDatabase, type Database } from '../../src/db/connect.js'
 import { uniqueViolation } from '../../src/db/errors.js'
@@ -14,6 +14,16 @@ async function tableNames (database: Database): Promise<string[]> {
     sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`)
   const rows = Array.isArray(result) ? result : (result as unknown as { rows: Array<{ table_name: string }> }).rows
   return rows.map((row) => row.table_name)
+}
+
+/** A fresh PGlite, and a fresh PostgreSQL database when DATABASE_URL is set. */
+async function everyDriver (t: Test) {
+  const dataDir = t.testdir()
+  const connections = [await openDatabase({ dataDir, databasePoolSize: 1 })]
+  if (postgresUrl !== undefined) {
+    connections.push(await openDatabase({ databaseUrl: await freshDatabase(t, postgresUrl), dataDir, databasePoolSize: 1 }))
+  }
+  return connections
 }
 
 t.test('PGlite under dataDir: migrated at open, kept across restarts', async (t) => {
@@ -50,12 +60,7 @@ t.test('a unique violation is read from either driver\'s error', async (t) => {
   t.equal(uniqueViolation(wrapped({ code: '22012' })), undefined)
   t.equal(uniqueViolation(new Error('plain')), undefined)
 
-  const dataDir = t.testdir()
-  const connections = [await openDatabase({ dataDir, databasePoolSize: 1 })]
-  if (postgresUrl !== undefined) {
-    connections.push(await openDatabase({ databaseUrl: await freshDatabase(t, postgresUrl), dataDir, databasePoolSize: 1 }))
-  }
-  for (const connection of connections) {
+  for (const connection of await everyDriver(t)) {
     const row = { username: 'same', usernameKey: 'same', email: 'a@example.com', emailKey: 'a@example.com', passwordHash: 'x' }
     await connection.db.insert(users).values(row)
     const error = await connection.db.insert(users).values({ ...row, emailKey: 'b@example.com' }).catch((error: unknown) => error)
@@ -67,12 +72,7 @@ t.test('a unique violation is read from either driver\'s error', async (t) => {
 })
 
 t.test('listen: onConnect runs before it resolves, and NOTIFY arrives on commit', async (t) => {
-  const dataDir = t.testdir()
-  const connections = [await openDatabase({ dataDir, databasePoolSize: 1 })]
-  if (postgresUrl !== undefined) {
-    connections.push(await openDatabase({ databaseUrl: await freshDatabase(t, postgresUrl), dataDir, databasePoolSize: 1 }))
-  }
-  for (const connection of connections) {
+  for (const connection of await everyDriver(t)) {
     const received: string[] = []
     let connects = 0
     const unlisten = await connection.listen('test_channel', (payload) => received.push(payload), async () => { connects++ })

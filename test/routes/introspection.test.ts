@@ -96,6 +96,8 @@ t.test('key rotation: nobody is logged out', async (t) => {
   const environment = await testEnvironment(t, { JWT_PRIVATE_KEY: pemOf(oldKey.privateKey, 'pkcs8') })
   const before = await build(t, environment)
   const { tokens: old } = await registerAndLogin(before)
+  const { tokens: straddling } = await registerAndLogin(before)
+  const replacedBeforeTheSwitch = (await before.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: straddling.refresh } })).json()
   await before.close()
 
   const after = await build(t, {
@@ -114,6 +116,13 @@ t.test('key rotation: nobody is logged out', async (t) => {
   const header = JSON.parse(Buffer.from(refreshed.json().access.split('.')[0], 'base64url').toString())
   t.equal(header.kid, publicJwk(newKey.privateKey).kid, 'new tokens use the current key')
   t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(refreshed.json().access) })).statusCode, 200)
+
+  // A retry within the grace window whose replacement was signed by the old key gets a new one.
+  const retried = await after.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: straddling.refresh } })
+  t.equal(retried.statusCode, 200)
+  t.not(retried.json().refresh, replacedBeforeTheSwitch.refresh)
+  t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(retried.json().access) })).statusCode, 200)
+  t.equal((await after.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: retried.json().refresh } })).statusCode, 200)
 
   const stranger = generateKeyPairSync('ed25519')
   const forged = old.access.split('.').slice(0, 2).join('.')

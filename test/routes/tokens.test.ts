@@ -113,10 +113,27 @@ t.test('refresh and logout', async (t) => {
     t.equal(live[0]!.jti, claimsOf([...refreshTokens][0]).jti)
   })
 
-  t.test('logout refuses an access token, a rotated refresh token and garbage', async (t) => {
+  t.test('a rotated refresh token logs out too: the client may have lost its replacement', async (t) => {
     const { tokens: pair } = await registerAndLogin(app)
-    t.equal((await refresh(pair.refresh)).statusCode, 200)
-    t.equal((await logout(pair.refresh)).json().code, 'token_revoked', 'only the live refresh token logs out')
+    const lost = (await refresh(pair.refresh)).json()
+    t.equal((await logout(pair.refresh)).statusCode, 204)
+    t.equal((await me(lost.access)).json().code, 'token_revoked')
+    t.equal((await refresh(lost.refresh)).json().code, 'token_revoked')
+  })
+
+  t.test('refreshes racing a logout: no 500, and the session ends revoked', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
+    const responses = await Promise.all([refresh(pair.refresh), refresh(pair.refresh), logout(pair.refresh), refresh(pair.refresh), refresh(pair.refresh)])
+    for (const response of responses) t.match(String(response.statusCode), /^(200|204|401)$/)
+    t.equal(responses[2]!.statusCode, 204, 'the logout wins or waits its turn')
+    const sid = String(claimsOf(pair.refresh).sid)
+    const [session] = await app.db.select().from(sessions).where(eq(sessions.id, sid))
+    t.ok(session!.revokedAt)
+    t.equal(await app.db.$count(tokens, and(eq(tokens.sessionId, sid), isNull(tokens.revokedAt))), 0, 'no token of it is left live')
+  })
+
+  t.test('logout refuses an access token and garbage', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
     t.equal((await logout(pair.access)).json().code, 'token_invalid')
     t.equal((await logout('nope')).json().code, 'token_invalid')
     t.equal((await logout(undefined)).statusCode, 400)
@@ -131,7 +148,11 @@ t.test('a rotated refresh token presented after the grace window revokes the who
   const other = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })).json()
   const second = (await refresh(first.refresh)).json()
 
+  const warnings = t.capture(app.log, 'warn')
   const reused = await refresh(first.refresh)
+  const logged = warnings()
+  t.same(logged.map((call) => call.args), [[{ userId: claimsOf(first.refresh).user_id, sessionId: claimsOf(first.refresh).sid }, 'refresh token reused: session revoked']])
+  t.notMatch(JSON.stringify(logged.map((call) => call.args)), first.refresh.split('.')[2]!, 'never the token')
   t.equal(reused.statusCode, 401)
   t.same(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_reused', message: 'Token was already used; the session has been revoked' })
   t.match(reused.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
@@ -144,6 +165,16 @@ t.test('a rotated refresh token presented after the grace window revokes the who
   const rows = await app.db.select().from(tokens).where(eq(tokens.sessionId, sid))
   t.ok(rows.every((row) => row.revokedAt !== null), 'every token of the session is revoked')
   t.equal((await me(other.access)).statusCode, 200, 'the user\'s other session lives on')
+})
+
+t.test('REFRESH_REUSE_GRACE is in seconds: a retry after it is reuse', async (t) => {
+  const app = await build(t, await testEnvironment(t, { REFRESH_REUSE_GRACE: '1' }))
+  const refresh = (token: string) => app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })
+  const { tokens: first } = await registerAndLogin(app)
+  const second = (await refresh(first.refresh)).json()
+  t.equal((await refresh(first.refresh)).json().refresh, second.refresh, 'within the second')
+  await new Promise((resolve) => setTimeout(resolve, 2100))
+  t.equal((await refresh(first.refresh)).json().code, 'token_reused', 'after it')
 })
 
 t.test('SESSION_MAX_AGE: refresh cannot extend a session beyond it', async (t) => {
