@@ -6,6 +6,11 @@ import { tokens } from '../src/db/schema.js'
 export interface RevocationOptions {
   /** Seconds: how long a revoked session's access tokens may still be presented. */
   accessTokenTtl: number
+  /**
+   * Milliseconds between full reloads, the safety net for a notification connection that is lost
+   * and cannot be re-established (postgres.js gives up re-listening if its first try fails).
+   */
+  resyncInterval?: number
 }
 
 export interface Revocations {
@@ -32,9 +37,9 @@ const idsPerNotification = 100
  * The revoked sessions whose access tokens have not all expired, kept in memory so that checking
  * an access token costs no database round trip. Loaded at start, updated by this instance's own
  * revocations at once, by other instances' through PostgreSQL NOTIFY, and reloaded whole whenever
- * the notification connection is re-established.
+ * the notification connection is re-established, and every resyncInterval.
  */
-export default fp<RevocationOptions>(async (fastify, { accessTokenTtl }) => {
+export default fp<RevocationOptions>(async (fastify, { accessTokenTtl, resyncInterval = 30_000 }) => {
   const { db, notifications } = fastify
   // Session id -> when its last access token expires (ms), in expiry order: pruning stops at the first live one.
   const revoked = new Map<string, number>()
@@ -98,5 +103,12 @@ export default fp<RevocationOptions>(async (fastify, { accessTokenTtl }) => {
       /* c8 ignore stop */
     })
   })
-  fastify.addHook('onClose', async () => { await unlisten?.() })
+  const timer = setInterval(() => {
+    resync().catch((error: unknown) => fastify.log.error({ err: error }, 'reloading revoked sessions failed'))
+  }, resyncInterval)
+  timer.unref()
+  fastify.addHook('onClose', async () => {
+    clearInterval(timer)
+    await unlisten?.()
+  })
 }, { name: 'revocations', dependencies: ['db'] })

@@ -1,4 +1,5 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import { eq } from 'drizzle-orm'
 import Fastify from 'fastify'
 import { jwtVerify } from 'jose'
 import t from 'tap'
@@ -6,7 +7,7 @@ import db from '../../plugins/db.js'
 import revocations from '../../plugins/revocations.js'
 import sessions from '../../plugins/sessions.js'
 import tokens from '../../plugins/tokens.js'
-import { users } from '../../src/db/schema.js'
+import { sessions as sessionsTable, tokens as tokensTable, users } from '../../src/db/schema.js'
 import { publicJwk } from '../../src/keys.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
@@ -73,4 +74,37 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     t.throws(() => app.tokens.verifyAccess(pair.access), { code: 'token_revoked' })
     t.same(await app.sessions.list(user!.id), [])
   })
+})
+
+t.test('revocations reload the whole set periodically, a safety net for lost notifications', async (t) => {
+  const app = Fastify()
+  const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
+  await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
+  await app.register(revocations, { accessTokenTtl: 60, resyncInterval: 200 })
+  await app.register(tokens, { signingKey: generateKeyPairSync('ed25519').privateKey, previousPublicKeys: [], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'i', audience: 'a' })
+  await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
+  await app.ready()
+  t.teardown(() => app.close())
+
+  const [user] = await app.db.insert(users)
+    .values({ username: 'quiet', usernameKey: 'quiet', email: 'q@example.com', emailKey: 'q@example.com', passwordHash: 'x' })
+    .returning()
+  const pair = await app.sessions.start({ id: user!.id, username: 'quiet' }, {})
+  const sid = app.tokens.verify(pair.access).sid
+  // Revoked behind the service's back: no NOTIFY, nothing remembered.
+  await app.db.update(sessionsTable).set({ revokedAt: new Date() }).where(eq(sessionsTable.id, sid))
+  await app.db.update(tokensTable).set({ revokedAt: new Date() }).where(eq(tokensTable.sessionId, sid))
+  const deadline = Date.now() + 3000
+  while (!app.revocations.has(sid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(app.revocations.has(sid), 'picked up by the periodic reload')
+
+  const errors = t.capture(app.log, 'error')
+  const client = (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client
+  await (client.end ?? client.close)!.call(client)
+  let calls = errors()
+  while (calls.length === 0 && Date.now() < deadline + 3000) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    calls = errors()
+  }
+  t.match(calls[0]?.args, [{ err: Error }, 'reloading revoked sessions failed'], 'a failed reload is logged, not thrown')
 })
