@@ -21,6 +21,7 @@ export const EnvSchema = Type.Object({
   JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String()),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
+  SHUTDOWN_TIMEOUT: { ...Duration, default: '10s' },
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -52,6 +53,8 @@ export interface Config {
   jwtIssuer: string
   jwtAudience: string
   logLevel: string
+  /** Seconds that SIGTERM waits for requests in flight before the process exits anyway. */
+  shutdownTimeout: number
 }
 
 export class ConfigError extends Error {
@@ -90,7 +93,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: not a valid URL')
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   const signingKey = readSigningKey(env, problems)
@@ -113,7 +116,8 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     previousPublicKeys,
     jwtIssuer: env.JWT_ISSUER,
     jwtAudience: env.JWT_AUDIENCE,
-    logLevel: env.LOG_LEVEL
+    logLevel: env.LOG_LEVEL,
+    shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT)
   }
 }
 

@@ -21,7 +21,7 @@ export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObjec
   const path = join(dataDir, privateKeyFile)
   const pem = await readFile(path, 'utf8').catch(async () => {
     await mkdir(dataDir, { recursive: true })
-    const fresh = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' })
+    const fresh = generateKeyPem().privateKey
     const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`
     await writeFile(temporary, fresh, { mode: 0o600 })
     await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
@@ -33,6 +33,15 @@ export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObjec
     return readFile(path, 'utf8')
   })
   return createPrivateKey(pem)
+}
+
+/** A new Ed25519 key pair as PEM: PKCS #8 for JWT_PRIVATE_KEY, SPKI for JWT_PUBLIC_KEY. */
+export function generateKeyPem (): { privateKey: string, publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  return {
+    privateKey: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    publicKey: publicKey.export({ format: 'pem', type: 'spki' }) as string
+  }
 }
 
 /** The public key itself, or the public half of a private key. */

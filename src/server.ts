@@ -12,7 +12,7 @@ export async function start (environment: Record<string, string | undefined> = p
   const server = Fastify(serverOptions(config))
   await server.register(fp(app), { config })
 
-  const graceful = closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+  const graceful = closeWithGrace({ delay: config.shutdownTimeout * 1000 }, async ({ err }) => {
     if (err) server.log.error({ err }, 'closing after an error')
     await server.close()
   })

@@ -33,7 +33,8 @@ t.test('defaults', async (t) => {
     previousPublicKeys: [],
     jwtIssuer: 'auth-service',
     jwtAudience: 'api',
-    logLevel: 'info'
+    logLevel: 'info',
+    shutdownTimeout: 10
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -56,7 +57,8 @@ t.test('reads every variable', async (t) => {
     JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki'),
     JWT_ISSUER: 'https://auth.example.com',
     JWT_AUDIENCE: 'mobile',
-    LOG_LEVEL: 'warn'
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_TIMEOUT: '30s'
   })
   t.match(config, {
     port: 8080,
@@ -72,7 +74,8 @@ t.test('reads every variable', async (t) => {
     introspectionSecret: 'a-secret-of-sixteen-or-more',
     jwtIssuer: 'https://auth.example.com',
     jwtAudience: 'mobile',
-    logLevel: 'warn'
+    logLevel: 'warn',
+    shutdownTimeout: 30
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -107,6 +110,7 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ JWT_PREVIOUS_PUBLIC_KEYS: 'garbage' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format$/]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: pem(rsa.publicKey, 'spki') }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
+    [{ SHUTDOWN_TIMEOUT: 'never' }, [/^SHUTDOWN_TIMEOUT: /]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
     [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],

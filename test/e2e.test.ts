@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../src/config.js'
 import { newUser, testEnvironment } from './helper.js'
 
 async function freePort (): Promise<number> {
@@ -90,6 +91,15 @@ t.test('npm start serves the API, and tokens survive a restart', async (t) => {
   for (const secret of [user.password, login.body.access, login.body.refresh, refreshed.body.access, refreshed.body.refresh]) {
     t.notOk(logs.includes(secret), 'no password or token in the logs')
   }
+})
+
+t.test('npm run keys:generate prints a key pair the service accepts', async (t) => {
+  const running = npm(['run', 'keys:generate', '--silent'], {})
+  t.equal(await running.exited, 0)
+  const [privateKey, publicKey] = running.output().match(/-----BEGIN [A-Z ]+-----[^-]+-----END [A-Z ]+-----\n/g) ?? []
+  t.match(privateKey, /^-----BEGIN PRIVATE KEY-----/)
+  t.match(publicKey, /^-----BEGIN PUBLIC KEY-----/)
+  t.ok(loadConfig({ JWT_PRIVATE_KEY: privateKey, JWT_PUBLIC_KEY: publicKey }).signingKey, 'a matching Ed25519 pair')
 })
 
 t.test('npm start refuses a bad configuration before listening', async (t) => {

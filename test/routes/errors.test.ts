@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { users } from '../../src/db/schema.js'
 import { build, newUser } from '../helper.js'
@@ -40,17 +41,26 @@ t.test('errors are JSON with a code, and bad input changes nothing', async (t) =
 
 t.test('health, and a 500 with no detail when the database is gone', async (t) => {
   const app = await build(t)
-  for (const url of ['/health', '/health/']) {
+  for (const url of ['/health', '/health/', '/health/ready', '/health/live']) {
     const response = await app.inject({ method: 'GET', url })
     t.equal(response.statusCode, 200, url)
     t.same(response.json(), { status: 'ok' })
   }
+  // A build newer than its database: not ready, though alive.
+  await app.db.execute(sql`delete from drizzle.__drizzle_migrations`)
+  for (const url of ['/health/ready', '/health']) {
+    const pending = await app.inject({ method: 'GET', url })
+    t.equal(pending.statusCode, 503, `${url} with migrations pending`)
+    t.same(pending.json(), { status: 'unavailable' })
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200)
   // Close the database under the running app: health must say so, not crash.
   await (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client.close?.()
   await (app.db as unknown as { $client: { end?: () => Promise<void> } }).$client.end?.()
   const down = await app.inject({ method: 'GET', url: '/health' })
   t.equal(down.statusCode, 503)
   t.same(down.json(), { status: 'unavailable' })
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'alive without a database')
 
   for (const url of ['/auth/login/', '/auth/register/']) {
     const failing = await app.inject({ method: 'POST', url, payload: newUser() })
