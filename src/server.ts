@@ -12,6 +12,14 @@ export async function start (environment: Record<string, string | undefined> = p
   const server = Fastify(serverOptions(config))
   await server.register(fp(app), { config })
 
+  // Once closing, every answer asks its client to hang up: a keep-alive connection that was busy
+  // when the shutdown began would otherwise hold the server open until SHUTDOWN_TIMEOUT.
+  let closing = false
+  server.addHook('preClose', async () => { closing = true })
+  server.addHook('onSend', async (request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+
   const graceful = closeWithGrace({ delay: config.shutdownTimeout * 1000 }, async ({ err }) => {
     if (err) server.log.error({ err }, 'closing after an error')
     await server.close()

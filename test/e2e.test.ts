@@ -71,7 +71,21 @@ t.test('npm start serves the API, and tokens survive a restart', async (t) => {
   t.equal(jwks.body.keys.length, 1)
   t.equal((await call('GET', '/health')).status, 200)
 
+  // SIGTERM in the middle of a burst of logins: every answer that arrives is a whole one.
+  const burst = Array.from({ length: 20 }, () => fetch(`${base}/auth/login/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: user.username, password: user.password })
+  }).then(async (response) => ({ status: response.status, body: await response.text() }), (error: unknown) => ({ status: 0, body: String(error) })))
+  await new Promise((resolve) => setTimeout(resolve, 50))
   process.kill(first.serverPid!, 'SIGTERM')
+  const answers = await Promise.all(burst)
+  const answered = answers.filter((answer) => answer.status !== 0)
+  t.ok(answered.some((answer) => answer.status === 200), `${answered.length} of 20 logins answered before or during the shutdown`)
+  for (const answer of answered) {
+    t.ok([200, 503].includes(answer.status), `answered ${answer.status}`)
+    t.doesNotThrow(() => JSON.parse(answer.body), `a complete ${answer.status} body`)
+  }
   t.equal(await first.exited, 0, 'SIGTERM closes gracefully with exit code 0')
 
   const second = await startService(t, environment)
