@@ -3,7 +3,6 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import type { AccessClaims } from '../plugins/tokens.js'
 import { apiError, tokenError } from '../src/errors.js'
 import { ErrorBody, TokenBody, bodyErrors } from '../src/schemas.js'
 
@@ -29,17 +28,14 @@ const digest = (text: string) => createHash('sha256').update(text).digest()
 
 /** Token checks for other services: SimpleJWT's verify, and RFC 7662 introspection. */
 const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fastify, { introspectionSecret }) => {
-  const { tokens, revocations, sessions } = fastify
+  const { tokens, sessions } = fastify
   // RFC 7662 callers send application/x-www-form-urlencoded; only these routes accept it.
   await fastify.register(formbody)
 
   /** The claims and username of a live token, as every check here sees it; throws a 401 otherwise. */
   async function inspect (token: string) {
     const claims = tokens.verify(token)
-    if (claims.token_type === 'access') {
-      if (revocations.has(claims.sid)) throw tokenError('token_revoked', 'Token has been revoked')
-      return { ...claims, username: (claims as AccessClaims).username }
-    }
+    if (claims.token_type === 'access') return tokens.verifyAccess(token)
     const username = await sessions.refreshTokenUser(claims, token)
     if (username === undefined) throw tokenError('token_revoked', 'Token has been revoked')
     return { ...claims, username }

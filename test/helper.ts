@@ -65,3 +65,21 @@ export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 export function claimsOf (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
 }
+
+/** Closes the app's database client under the running app, as a database outage would. */
+export async function closeDatabase (app: FastifyInstance): Promise<void> {
+  const client = (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client
+  // postgres.js: end() for good (its close() reconnects on the next query); PGlite: close().
+  await (client.end ?? client.close)!.call(client)
+}
+
+/** The calls a t.capture() has seen, waiting up to ms for the first; each read hands over what came since the last. */
+export async function capturedWithin<T> (captured: () => T[], ms: number): Promise<T[]> {
+  const deadline = Date.now() + ms
+  let calls = captured()
+  while (calls.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    calls = captured()
+  }
+  return calls
+}

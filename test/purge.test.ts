@@ -4,7 +4,7 @@ import t from 'tap'
 import type { Database } from '../src/db/connect.js'
 import { purgeExpired } from '../src/db/purge.js'
 import { sessions, tokens, users } from '../src/db/schema.js'
-import { build, testEnvironment } from './helper.js'
+import { build, capturedWithin, closeDatabase, testEnvironment } from './helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
 const future = (seconds: number) => new Date(Date.now() + seconds * 1000)
@@ -60,15 +60,7 @@ t.test('PURGE_INTERVAL runs the purge periodically, and a failure is logged, not
   t.equal(await app.db.$count(sessions, eq(sessions.id, finished)), 0, 'purged by the job')
 
   const logged = t.capture(app.log, 'error')
-  const client = (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client
-  // postgres.js: end() for good (its close() reconnects on the next query); PGlite: close().
-  await (client.end ?? client.close)!.call(client)
-  const waitUntil = Date.now() + 5000
-  // Each call of logged() hands over what was captured since the last one.
-  let calls = logged()
-  while (calls.length === 0 && Date.now() < waitUntil) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    calls = logged()
-  }
+  await closeDatabase(app)
+  const calls = await capturedWithin(logged, 5000)
   t.match(calls[0]?.args, [{ err: Error }, 'purging expired rows failed'])
 })

@@ -9,7 +9,7 @@ import sessions from '../../plugins/sessions.js'
 import tokens from '../../plugins/tokens.js'
 import { sessions as sessionsTable, tokens as tokensTable, users } from '../../src/db/schema.js'
 import { publicJwk } from '../../src/keys.js'
-import { freshDatabase, postgresUrl } from '../helper.js'
+import { capturedWithin, closeDatabase, freshDatabase, postgresUrl } from '../helper.js'
 
 t.test('the token plugins on their own: revocations, tokens, sessions', async (t) => {
   const { privateKey } = generateKeyPairSync('ed25519')
@@ -99,12 +99,7 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   t.ok(app.revocations.has(sid), 'picked up by the periodic reload')
 
   const errors = t.capture(app.log, 'error')
-  const client = (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client
-  await (client.end ?? client.close)!.call(client)
-  let calls = errors()
-  while (calls.length === 0 && Date.now() < deadline + 3000) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    calls = errors()
-  }
+  await closeDatabase(app)
+  const calls = await capturedWithin(errors, 3000)
   t.match(calls[0]?.args, [{ err: Error }, 'reloading revoked sessions failed'], 'a failed reload is logged, not thrown')
 })

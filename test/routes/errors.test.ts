@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { users } from '../../src/db/schema.js'
-import { build, newUser } from '../helper.js'
+import { build, closeDatabase, newUser } from '../helper.js'
 
 t.test('errors are JSON with a code, and bad input changes nothing', async (t) => {
   const app = await build(t)
@@ -55,8 +55,7 @@ t.test('health, and a 500 with no detail when the database is gone', async (t) =
   }
   t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200)
   // Close the database under the running app: health must say so, not crash.
-  await (app.db as unknown as { $client: { close?: () => Promise<void>, end?: () => Promise<void> } }).$client.close?.()
-  await (app.db as unknown as { $client: { end?: () => Promise<void> } }).$client.end?.()
+  await closeDatabase(app)
   const down = await app.inject({ method: 'GET', url: '/health' })
   t.equal(down.statusCode, 503)
   t.same(down.json(), { status: 'unavailable' })
