@@ -7,6 +7,7 @@ import purge from '../plugins/purge.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
 import tokens from '../plugins/tokens.js'
+import users from '../plugins/users.js'
 import authRoutes from '../routes/auth.js'
 import healthRoutes from '../routes/health.js'
 import jwksRoutes from '../routes/jwks.js'
@@ -33,6 +34,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     dataDir: config.dataDir
   })
   await fastify.register(password)
+  await fastify.register(users)
   await fastify.register(revocations, { accessTokenTtl: config.accessTokenTtl })
   await fastify.register(tokens, {
     signingKey: config.signingKey ?? await loadOrCreateSigningKey(config.dataDir),
@@ -48,8 +50,10 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')
 
-  fastify.addHook('onSend', async (request, reply) => {
+  // Set on the way in, so that every answer of an /auth route carries it, errors too.
+  fastify.addHook('onRequest', (request, reply, done) => {
     if (request.url.startsWith('/auth')) reply.header('cache-control', 'no-store')
+    done()
   })
 
   fastify.setErrorHandler((error: FastifyError & { headers?: Record<string, string>, errors?: Record<string, string[]> }, request, reply) => {

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyReply, type FastifyServerOptions } from 'fastify'
 
 /** The server options, shared by the real server and the tests so that both validate alike. */
 export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServerOptions {
@@ -10,6 +10,9 @@ export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServe
         censor: '[redacted]'
       }
     },
+    // Two lines per request would cost a third of the throughput of a fast route and flood the log:
+    // auth events and failures get lines of their own, and every request gets its lines at debug.
+    logController: new LogController({ disableRequestLogging: logLevel !== 'debug' && logLevel !== 'trace' }),
     bodyLimit: 64 * 1024,
     // PGlite compiles its WASM and migrates at start: slow on a busy two-core machine.
     pluginTimeout: 120_000,

@@ -14,10 +14,12 @@ export async function start (environment: Record<string, string | undefined> = p
 
   // Once closing, every answer asks its client to hang up: a keep-alive connection that was busy
   // when the shutdown began would otherwise hold the server open until SHUTDOWN_TIMEOUT.
+  // A callback hook rather than an async one: every answer passes through it.
   let closing = false
   server.addHook('preClose', async () => { closing = true })
-  server.addHook('onSend', async (request, reply) => {
+  server.addHook('onSend', (request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
+    done()
   })
 
   const graceful = closeWithGrace({ delay: config.shutdownTimeout * 1000 }, async ({ err }) => {

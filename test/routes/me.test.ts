@@ -101,3 +101,15 @@ t.test('JWT_PRIVATE_KEY, JWT_ISSUER and JWT_AUDIENCE are what tokens are signed 
   t.equal(payload.token_type, 'access')
   t.equal(existsSync(join(environment.DATA_DIR!, privateKeyFile)), false, 'no key is generated into DATA_DIR')
 })
+
+t.test('a token answered from the verified-token cache is still refused once it expires', async (t) => {
+  const app = await build(t, await testEnvironment(t, { ACCESS_TOKEN_TTL: '1s' }))
+  const { tokens: pair } = await registerAndLogin(app)
+  const me = () => app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(pair.access) })
+  t.equal((await me()).statusCode, 200)
+  t.equal((await me()).statusCode, 200, 'the second use comes from the cache')
+  await new Promise((resolve) => setTimeout(resolve, (Number(claimsOf(pair.access).exp) * 1000) - Date.now() + 50))
+  const expired = await me()
+  t.equal(expired.statusCode, 401)
+  t.equal(expired.json().code, 'token_expired')
+})

@@ -1,0 +1,38 @@
+import { eq } from 'drizzle-orm'
+import Fastify from 'fastify'
+import t from 'tap'
+import db from '../../plugins/db.js'
+import users from '../../plugins/users.js'
+import { users as usersTable } from '../../src/db/schema.js'
+import { freshDatabase, postgresUrl } from '../helper.js'
+
+t.test('profiles are read once, then served from memory until their TTL', async (t) => {
+  const app = Fastify()
+  await app.register(db, {
+    dataDir: t.testdir(),
+    databasePoolSize: 1,
+    databaseUrl: postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
+  })
+  await app.register(users, { cacheSize: 2, cacheTtl: 300 })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const insert = (name: string) => app.db.insert(usersTable)
+    .values({ username: name, usernameKey: name, email: `${name}@example.com`, emailKey: `${name}@example.com`, passwordHash: 'x' })
+    .returning({ id: usersTable.id })
+  const [{ id }] = await insert('ada') as [{ id: number }]
+  t.match(await app.users.profile(id), { id, username: 'ada', email: 'ada@example.com', createdAt: Date })
+  t.equal(await app.users.profile(id + 100), undefined, 'no such user')
+
+  await app.db.update(usersTable).set({ email: 'changed@example.com' }).where(eq(usersTable.id, id))
+  t.equal((await app.users.profile(id))?.email, 'ada@example.com', 'answered from memory, no query')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  t.equal((await app.users.profile(id))?.email, 'changed@example.com', 'read again once the TTL has passed')
+
+  await app.db.update(usersTable).set({ email: 'again@example.com' }).where(eq(usersTable.id, id))
+  const [{ id: second }] = await insert('grace') as [{ id: number }]
+  const [{ id: third }] = await insert('linus') as [{ id: number }]
+  await app.users.profile(second)
+  await app.users.profile(third)
+  t.equal((await app.users.profile(id))?.email, 'again@example.com', 'evicted by newer profiles past cacheSize')
+})
