@@ -1,9 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { hash, parseOptions, verify } from '@node-rs/argon2'
 import fp from 'fastify-plugin'
+import { apiError } from '../src/errors.js'
 
 /** OWASP's argon2id baseline, set explicitly: argon2id is the library's default algorithm. */
 export const argon2Parameters = { memoryCost: 19456, timeCost: 2, parallelism: 1 }
+
+export interface HashingOptions {
+  /** Hashes computed at once, each holding about 19 MiB. */
+  concurrency: number
+  /** Hashes waiting for a slot; past that, 503 at once. */
+  queue: number
+}
 
 export interface PasswordHasher {
   hash: (password: string) => Promise<string>
@@ -13,6 +21,8 @@ export interface PasswordHasher {
   verifyDummy: (password: string) => Promise<void>
   /** True when the hash is not argon2id or is weaker than argon2Parameters. */
   needsRehash: (passwordHash: string) => boolean
+  /** Hashes being computed and hashes waiting for a slot. */
+  load: () => { inFlight: number, queued: number }
 }
 
 declare module 'fastify' {
@@ -24,17 +34,47 @@ declare module 'fastify' {
 /** Passwords are NFC-normalised before hashing, so the same text typed on any keyboard verifies. */
 const normalise = (password: string) => password.normalize('NFC')
 
-export async function createPasswordHasher (): Promise<PasswordHasher> {
+/**
+ * At most `concurrency` hashes run at once, with a short queue behind them: memory stays bounded,
+ * and a flood of logins gets a quick 503 with Retry-After instead of ever longer waits.
+ */
+export function hashingSlots ({ concurrency, queue }: HashingOptions) {
+  let inFlight = 0
+  const waiting: Array<() => void> = []
+  return {
+    async run<T> (work: () => Promise<T>): Promise<T> {
+      if (inFlight < concurrency) {
+        inFlight++
+      } else if (waiting.length < queue) {
+        // The finishing job hands its slot over: inFlight stays as it is.
+        await new Promise<void>((resolve) => waiting.push(resolve))
+      } else {
+        throw apiError(503, 'service_unavailable', 'Too many password checks in progress; retry shortly.', { headers: { 'retry-after': '1' } })
+      }
+      try {
+        return await work()
+      } finally {
+        const next = waiting.shift()
+        if (next === undefined) inFlight--
+        else next()
+      }
+    },
+    load: () => ({ inFlight, queued: waiting.length })
+  }
+}
+
+export async function createPasswordHasher (options: HashingOptions): Promise<PasswordHasher> {
+  const slots = hashingSlots(options)
   const dummyHash = await hash(randomBytes(16).toString('hex'), argon2Parameters)
-  const verifyHash = async (passwordHash: string, password: string) => {
+  const verifyHash = (passwordHash: string, password: string) => slots.run(async () => {
     try {
       return await verify(passwordHash, normalise(password))
     } catch {
       return false
     }
-  }
+  })
   return {
-    hash: (password) => hash(normalise(password), argon2Parameters),
+    hash: (password) => slots.run(() => hash(normalise(password), argon2Parameters)),
     verify: verifyHash,
     verifyDummy: async (password) => { await verifyHash(dummyHash, password) },
     needsRehash (passwordHash) {
@@ -43,10 +83,11 @@ export async function createPasswordHasher (): Promise<PasswordHasher> {
       return used.memoryCost < argon2Parameters.memoryCost ||
         used.timeCost < argon2Parameters.timeCost ||
         used.parallelism < argon2Parameters.parallelism
-    }
+    },
+    load: slots.load
   }
 }
 
-export default fp(async (fastify) => {
-  fastify.decorate('password', await createPasswordHasher())
+export default fp<HashingOptions>(async (fastify, options) => {
+  fastify.decorate('password', await createPasswordHasher(options))
 }, { name: 'password' })

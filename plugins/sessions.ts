@@ -100,18 +100,18 @@ export default fp<SessionOptions>(async (fastify, options) => {
       const now = new Date()
       const refresh = signer.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
       const access = signer.signAccess(user, sessionId)
-      await db.transaction(async (tx) => {
-        await tx.insert(sessions).values({
-          id: sessionId,
-          userId: user.id,
-          createdAt: refresh.row.createdAt,
-          lastUsedAt: refresh.row.createdAt,
-          expiresAt: refresh.row.expiresAt,
-          userAgent: client.userAgent?.slice(0, 512),
-          ip: client.ip
-        })
-        await tx.insert(tokens).values([access.row, refresh.row])
-      })
+      // One statement, so one round trip and no explicit transaction: the session and its tokens
+      // are inserted together or not at all.
+      const session = db.$with('new_session').as(db.insert(sessions).values({
+        id: sessionId,
+        userId: user.id,
+        createdAt: refresh.row.createdAt,
+        lastUsedAt: refresh.row.createdAt,
+        expiresAt: refresh.row.expiresAt,
+        userAgent: client.userAgent?.slice(0, 512),
+        ip: client.ip
+      }).returning({ id: sessions.id }))
+      await db.with(session).insert(tokens).values([access.row, refresh.row])
       return toPair(access, refresh)
     },
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID, type KeyObject } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import { createVerifier } from 'fast-jwt'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
 import { apiError, tokenError } from '../src/errors.js'
@@ -90,7 +90,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     tokens: Tokens
     /** An onRequest hook: sets request.user from a valid `Authorization: Bearer <access>`. */
-    authenticate: (request: FastifyRequest) => Promise<void>
+    authenticate: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
   }
 }
 
@@ -209,15 +209,21 @@ export default fp<TokenOptions>(async (fastify, options) => {
   }
 
   fastify.decorate('tokens', service)
-  fastify.decorate('authenticate', async (request: FastifyRequest) => {
+  // A callback hook rather than an async one: it runs on every authenticated request.
+  fastify.decorate('authenticate', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const header = request.headers.authorization
     if (header === undefined) {
-      throw apiError(401, 'not_authenticated', 'Authentication credentials were not provided.', {
+      return done(apiError(401, 'not_authenticated', 'Authentication credentials were not provided.', {
         headers: { 'www-authenticate': 'Bearer realm="api"' }
-      })
+      }))
     }
     const [scheme, token, ...rest] = header.split(' ')
-    if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0) throw invalidToken()
-    request.user = verifyAccess(token)
+    if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0) return done(invalidToken())
+    try {
+      request.user = verifyAccess(token)
+    } catch (error) {
+      return done(error as Error)
+    }
+    done()
   })
 }, { name: 'tokens', dependencies: ['revocations'] })

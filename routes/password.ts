@@ -4,14 +4,14 @@ import { Type } from 'typebox'
 import { users } from '../src/db/schema.js'
 import { fieldErrors } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
-import { ErrorBody, PasswordChangeBody, bodyErrors } from '../src/schemas.js'
+import { ErrorBody, PasswordChangeBody, bodyErrors, hashingErrors } from '../src/schemas.js'
 
 const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, password, sessions } = fastify
 
   fastify.post('/auth/password/change/', {
     onRequest: fastify.authenticate,
-    schema: { body: PasswordChangeBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
+    schema: { body: PasswordChangeBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors, ...hashingErrors } }
   }, async (request, reply) => {
     const { user_id: userId, sid } = request.user
     const { current_password: currentPassword, new_password: newPassword } = request.body

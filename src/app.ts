@@ -33,7 +33,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     databasePoolSize: config.databasePoolSize,
     dataDir: config.dataDir
   })
-  await fastify.register(password)
+  await fastify.register(password, { concurrency: config.hashConcurrency, queue: config.hashQueue })
   await fastify.register(users)
   await fastify.register(revocations, { accessTokenTtl: config.accessTokenTtl })
   await fastify.register(tokens, {
@@ -67,7 +67,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       })
     }
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-    if (statusCode >= 500) {
+    // Our own 5xx errors (a full hashing queue) are answers; any other 5xx is a failure.
+    if (statusCode >= 500 && !(statusCode === 503 && error.code === 'service_unavailable')) {
       // Drizzle's message quotes the query's parameters, password and token hashes among them: keep
       // the SQL, the driver's own message and the stack frames only.
       request.log.error({

@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 
@@ -22,6 +23,8 @@ export const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
   SHUTDOWN_TIMEOUT: { ...Duration, default: '10s' },
+  HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 2 * availableParallelism() }),
+  HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -55,6 +58,10 @@ export interface Config {
   logLevel: string
   /** Seconds that SIGTERM waits for requests in flight before the process exits anyway. */
   shutdownTimeout: number
+  /** Argon2 hashes computed at once. */
+  hashConcurrency: number
+  /** Hashes that may wait for a slot; past that, 503. */
+  hashQueue: number
 }
 
 export class ConfigError extends Error {
@@ -117,7 +124,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     jwtIssuer: env.JWT_ISSUER,
     jwtAudience: env.JWT_AUDIENCE,
     logLevel: env.LOG_LEVEL,
-    shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT)
+    shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT),
+    hashConcurrency: env.HASH_CONCURRENCY,
+    hashQueue: env.HASH_QUEUE ?? 4 * env.HASH_CONCURRENCY
   }
 }
 

@@ -14,13 +14,15 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'internal_error'
+  | 'service_unavailable'
 
 /** The code for errors that carry none of ours, such as Fastify's own 4xx errors. */
 export const codeForStatus: Record<number, ErrorCode> = {
   404: 'not_found',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
-  500: 'internal_error'
+  500: 'internal_error',
+  503: 'service_unavailable'
 }
 
 export const isErrorCode = (code: unknown): code is ErrorCode =>

@@ -41,6 +41,9 @@ export const ErrorBody = Type.Object({
 /** What any route with a JSON body may also answer: bad input, a body too large or not JSON, our failure. */
 export const bodyErrors = { 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 500: ErrorBody }
 
+/** What a route that hashes a password may also answer: every hashing slot and the queue are taken. */
+export const hashingErrors = { 503: ErrorBody }
+
 export const Jwks = Type.Object({
   keys: Type.Array(Type.Object({
     kty: Type.String(),

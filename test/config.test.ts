@@ -1,4 +1,5 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, loadConfig, parseDuration } from '../src/config.js'
 
@@ -34,7 +35,9 @@ t.test('defaults', async (t) => {
     jwtIssuer: 'auth-service',
     jwtAudience: 'api',
     logLevel: 'info',
-    shutdownTimeout: 10
+    shutdownTimeout: 10,
+    hashConcurrency: 2 * availableParallelism(),
+    hashQueue: 8 * availableParallelism()
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -58,7 +61,9 @@ t.test('reads every variable', async (t) => {
     JWT_ISSUER: 'https://auth.example.com',
     JWT_AUDIENCE: 'mobile',
     LOG_LEVEL: 'warn',
-    SHUTDOWN_TIMEOUT: '30s'
+    SHUTDOWN_TIMEOUT: '30s',
+    HASH_CONCURRENCY: '3',
+    HASH_QUEUE: '0'
   })
   t.match(config, {
     port: 8080,
@@ -75,7 +80,9 @@ t.test('reads every variable', async (t) => {
     jwtIssuer: 'https://auth.example.com',
     jwtAudience: 'mobile',
     logLevel: 'warn',
-    shutdownTimeout: 30
+    shutdownTimeout: 30,
+    hashConcurrency: 3,
+    hashQueue: 0
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -111,6 +118,8 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ JWT_PREVIOUS_PUBLIC_KEYS: pem(rsa.publicKey, 'spki') }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
     [{ JWT_PREVIOUS_PUBLIC_KEYS: '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
     [{ SHUTDOWN_TIMEOUT: 'never' }, [/^SHUTDOWN_TIMEOUT: /]],
+    [{ HASH_CONCURRENCY: '0' }, [/^HASH_CONCURRENCY: /]],
+    [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
     [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],

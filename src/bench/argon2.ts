@@ -4,7 +4,7 @@ import { createPasswordHasher } from '../../plugins/password.js'
 import { loop, type LoopOptions } from './loop.js'
 
 const { kind, ...options } = JSON.parse(process.argv[2]!) as LoopOptions & { kind: 'hash' | 'verify' }
-const hasher = await createPasswordHasher()
+const hasher = await createPasswordHasher({ concurrency: options.inFlight, queue: 0 })
 const password = 'correct horse battery staple'
 const stored = await hasher.hash(password)
 const result = kind === 'hash'

@@ -1,11 +1,11 @@
 import { hash } from '@node-rs/argon2'
 import Fastify from 'fastify'
 import t from 'tap'
-import password, { argon2Parameters } from '../../plugins/password.js'
+import password, { argon2Parameters, hashingSlots } from '../../plugins/password.js'
 
 t.test('password plugin', async (t) => {
   const app = Fastify()
-  await app.register(password)
+  await app.register(password, { concurrency: 2, queue: 8 })
   await app.ready()
   t.teardown(() => app.close())
 
@@ -43,4 +43,34 @@ t.test('password plugin', async (t) => {
     const dummy = await time(() => app.password.verifyDummy('wrong password'))
     t.ok(dummy > real / 3, `dummy ${dummy.toFixed(0)} ms, real ${real.toFixed(0)} ms`)
   })
+})
+
+t.test('hashing slots: at most concurrency at once, a short queue, then 503 with Retry-After', async (t) => {
+  const slots = hashingSlots({ concurrency: 2, queue: 1 })
+  const releases: Array<() => void> = []
+  const started: number[] = []
+  const job = (id: number) => slots.run(async () => {
+    started.push(id)
+    await new Promise<void>((resolve) => releases.push(resolve))
+    return id
+  })
+  const first = job(1)
+  const second = job(2)
+  const third = job(3)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(started, [1, 2], 'two run, the third waits')
+  t.same(slots.load(), { inFlight: 2, queued: 1 })
+  await t.rejects(job(4), { statusCode: 503, code: 'service_unavailable', headers: { 'retry-after': '1' } }, 'the queue is full')
+
+  releases.shift()!()
+  t.equal(await first, 1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(started, [1, 2, 3], 'the waiting one takes the freed slot')
+  t.same(slots.load(), { inFlight: 2, queued: 0 })
+  releases.shift()!()
+  releases.shift()!()
+  t.same([await second, await third], [2, 3])
+  t.same(slots.load(), { inFlight: 0, queued: 0 })
+  await t.rejects(slots.run(async () => { throw new Error('boom') }), /boom/)
+  t.same(slots.load(), { inFlight: 0, queued: 0 }, 'a failed job frees its slot')
 })

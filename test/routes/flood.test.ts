@@ -1,0 +1,30 @@
+import t from 'tap'
+import { bearer, build, registerAndLogin, testEnvironment } from '../helper.js'
+
+t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, token routes unaffected', async (t) => {
+  const app = await build(t, await testEnvironment(t, { HASH_CONCURRENCY: '1', HASH_QUEUE: '2' }))
+  const { body, tokens } = await registerAndLogin(app)
+  const login = () => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })
+
+  let most = 0
+  const sampler = setInterval(() => { most = Math.max(most, app.password.load().inFlight) }, 1)
+  const flood = Array.from({ length: 12 }, login)
+  await new Promise((resolve) => setImmediate(resolve))
+  const started = performance.now()
+  const me = await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })
+  const meTook = performance.now() - started
+  const answers = await Promise.all(flood)
+  clearInterval(sampler)
+
+  t.equal(me.statusCode, 200, '/auth/me/ answers while every hashing slot is taken')
+  t.ok(meTook < 250, `and answers fast (${meTook.toFixed(1)} ms)`)
+  const statuses = answers.map((answer) => answer.statusCode)
+  t.equal(statuses.filter((status) => status === 200).length, 3, 'one in flight and two queued get through')
+  t.equal(statuses.filter((status) => status === 503).length, 9, 'the rest are turned away at once')
+  const busy = answers.find((answer) => answer.statusCode === 503)!
+  t.equal(busy.headers['retry-after'], '1')
+  t.match(busy.json(), { statusCode: 503, error: 'Service Unavailable', code: 'service_unavailable' })
+  t.equal(most, 1, 'never more than HASH_CONCURRENCY hashes at once')
+  t.same(app.password.load(), { inFlight: 0, queued: 0 })
+  t.equal((await login()).statusCode, 200, 'logins work again once the flood is over')
+})
