@@ -32,6 +32,7 @@ async function refresh (chain: { sessionId: string, jti: string }) {
     const [token] = await sql`select "tokens"."token_hash", "tokens"."revoked_at", "tokens"."replaced_by", "users"."username" from "tokens"
       inner join "users" on "users"."id" = "tokens"."user_id"
       where ("tokens"."jti" = ${chain.jti} and "tokens"."session_id" = ${chain.sessionId}) for update of "tokens"`
+    /* c8 ignore next: each chain is driven by one worker, so its token is always the live one */
     if (session === undefined || token === undefined || token.revoked_at !== null) throw new Error('chain broken')
     await sql`update "tokens" set "revoked_at" = ${now}, "replaced_by" = ${next} where "tokens"."jti" = ${chain.jti}`
     await sql`update "sessions" set "last_used_at" = ${now}, "expires_at" = ${later(86400)} where "sessions"."id" = ${chain.sessionId}`
