@@ -20,7 +20,8 @@ process.on('message', (message: { command: 'reset' | 'stats' }) => {
     process.send!({
       eventLoopDelayP99: eventLoopDelay.percentile(99) / 1e6,
       // resourceUsage reports kibibytes: the high-water mark since the process started.
-      peakRss: process.resourceUsage().maxRSS * 1024
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      rss: process.memoryUsage.rss()
     })
   }
 })
