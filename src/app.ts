@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
@@ -50,11 +51,18 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')
 
-  // Set on the way in, so that every answer of an /auth route carries it, errors too.
+  // Set on the way in, so that every answer carries them, errors too.
+  const hsts = 'max-age=31536000; includeSubDomains'
   fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-content-type-options', 'nosniff')
+    if (config.hsts) reply.header('strict-transport-security', hsts)
     if (request.url.startsWith('/auth')) reply.header('cache-control', 'no-store')
     done()
   })
+  // Without an allowlist no CORS header is ever sent, so browsers keep other origins out.
+  if (config.corsOrigins.length > 0) {
+    await fastify.register(cors, { origin: config.corsOrigins, methods: ['GET', 'POST', 'DELETE'], maxAge: 600 })
+  }
 
   fastify.setErrorHandler((error: FastifyError & { headers?: Record<string, string>, errors?: Record<string, string[]> }, request, reply) => {
     if (error.validation) {

@@ -25,6 +25,8 @@ export const EnvSchema = Type.Object({
   SHUTDOWN_TIMEOUT: { ...Duration, default: '10s' },
   HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 2 * availableParallelism() }),
   HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  HSTS: Type.Enum(['on', 'off'], { default: 'off' }),
+  CORS_ORIGINS: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -62,6 +64,10 @@ export interface Config {
   hashConcurrency: number
   /** Hashes that may wait for a slot; past that, 503. */
   hashQueue: number
+  /** Send Strict-Transport-Security: for a service reached over HTTPS only. */
+  hsts: boolean
+  /** Browser origins allowed to call the API; none by default. */
+  corsOrigins: string[]
 }
 
 export class ConfigError extends Error {
@@ -103,6 +109,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
+  const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
   const signingKey = readSigningKey(env, problems)
   const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
   if (problems.length > 0) throw new ConfigError(problems)
@@ -126,7 +133,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     logLevel: env.LOG_LEVEL,
     shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT),
     hashConcurrency: env.HASH_CONCURRENCY,
-    hashQueue: env.HASH_QUEUE ?? 4 * env.HASH_CONCURRENCY
+    hashQueue: env.HASH_QUEUE ?? 4 * env.HASH_CONCURRENCY,
+    hsts: env.HSTS === 'on',
+    corsOrigins
   }
 }
 
@@ -170,6 +179,14 @@ function readPreviousKeys (pems: string | undefined, problems: string[]): KeyObj
     problems.push('JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format')
     return []
   }
+}
+
+/** Comma-separated origins such as `https://app.example.com`: a scheme, a host, maybe a port, nothing else. */
+function readOrigins (list: string | undefined, problems: string[]): string[] {
+  const origins = (list ?? '').split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  const bad = origins.filter((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin)
+  if (bad.length > 0) problems.push(`CORS_ORIGINS: not an origin (scheme://host[:port]): ${bad.map((origin) => JSON.stringify(origin)).join(', ')}`)
+  return origins
 }
 
 function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {

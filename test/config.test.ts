@@ -37,7 +37,9 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     shutdownTimeout: 10,
     hashConcurrency: 2 * availableParallelism(),
-    hashQueue: 8 * availableParallelism()
+    hashQueue: 8 * availableParallelism(),
+    hsts: false,
+    corsOrigins: []
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -63,7 +65,9 @@ t.test('reads every variable', async (t) => {
     LOG_LEVEL: 'warn',
     SHUTDOWN_TIMEOUT: '30s',
     HASH_CONCURRENCY: '3',
-    HASH_QUEUE: '0'
+    HASH_QUEUE: '0',
+    HSTS: 'on',
+    CORS_ORIGINS: 'https://app.example.com, http://localhost:5173'
   })
   t.match(config, {
     port: 8080,
@@ -82,7 +86,9 @@ t.test('reads every variable', async (t) => {
     logLevel: 'warn',
     shutdownTimeout: 30,
     hashConcurrency: 3,
-    hashQueue: 0
+    hashQueue: 0,
+    hsts: true,
+    corsOrigins: ['https://app.example.com', 'http://localhost:5173']
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -120,6 +126,8 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ SHUTDOWN_TIMEOUT: 'never' }, [/^SHUTDOWN_TIMEOUT: /]],
     [{ HASH_CONCURRENCY: '0' }, [/^HASH_CONCURRENCY: /]],
     [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
+    [{ HSTS: 'yes' }, [/^HSTS: /]],
+    [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
     [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],
