@@ -1,0 +1,31 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import { serverOptions } from '../src/options.js'
+
+/** A server with the production options for a log level, writing its log lines into `lines`. */
+async function serverLoggingTo (t: Test, logLevel: string, lines: string[]) {
+  const options = serverOptions({ logLevel })
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const server = Fastify({ ...options, logger: { ...(options.logger as object), stream } })
+  server.get('/ping', async (request) => {
+    request.log.info('an auth event')
+    return { ok: true }
+  })
+  await server.ready()
+  t.teardown(() => server.close())
+  return server
+}
+
+t.test('request lines are written at debug and trace only; event lines always', async (t) => {
+  for (const [level, expected] of [['info', false], ['debug', true], ['trace', true]] as const) {
+    const lines: string[] = []
+    const server = await serverLoggingTo(t, level, lines)
+    await server.inject({ method: 'GET', url: '/ping', headers: { authorization: 'Bearer secret-token-text' } })
+    const messages = lines.map((line) => JSON.parse(line).msg)
+    t.equal(messages.includes('incoming request'), expected, `${level}: incoming request`)
+    t.equal(messages.includes('request completed'), expected, `${level}: request completed`)
+    t.ok(messages.includes('an auth event'), `${level}: the route's own line`)
+    t.notOk(lines.join('').includes('secret-token-text'), `${level}: no Authorization header`)
+  }
+})
