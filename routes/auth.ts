@@ -4,7 +4,7 @@ import { uniqueViolation } from '../src/db/errors.js'
 import { users } from '../src/db/schema.js'
 import { apiError, fieldErrors } from '../src/errors.js'
 import { emailKey, normaliseEmail, registrationErrors, usernameKey } from '../src/identity.js'
-import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, hashingErrors, toUser } from '../src/schemas.js'
+import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, hashingErrors, throttledErrors, toUser } from '../src/schemas.js'
 
 // SimpleJWT's wording, the same whether the user is unknown or the password is wrong.
 const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active account found with the given credentials')
@@ -15,7 +15,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   // The second path is the one the Django service served.
   for (const path of ['/auth/register/', '/auth/registration/']) {
     fastify.post(path, {
-      schema: { body: RegisterBody, response: { 201: User, 409: ErrorBody, ...bodyErrors, ...hashingErrors } }
+      onRequest: fastify.throttle.register,
+      schema: { body: RegisterBody, response: { 201: User, 409: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
     }, async (request, reply) => {
       const body = request.body
       const errors = registrationErrors(body)
@@ -43,7 +44,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/auth/login/', {
-    schema: { body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors } }
+    onRequest: fastify.throttle.login,
+    schema: { body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
     const { username: identifier, password: plaintext } = request.body
     // PostgreSQL text cannot hold NUL, and no registered name or email contains one.

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, RefreshBody, TokenPair, bodyErrors } from '../src/schemas.js'
+import { ErrorBody, RefreshBody, TokenPair, bodyErrors, throttledErrors } from '../src/schemas.js'
 
 const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { sessions } = fastify
 
   fastify.post('/auth/refresh/', {
-    schema: { body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors } }
+    onRequest: fastify.throttle.refresh,
+    schema: { body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request) => sessions.refresh(request.body.refresh))
 
   fastify.post('/auth/logout/', {

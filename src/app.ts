@@ -7,6 +7,7 @@ import password from '../plugins/password.js'
 import purge from '../plugins/purge.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
+import throttle from '../plugins/throttle.js'
 import tokens from '../plugins/tokens.js'
 import users from '../plugins/users.js'
 import authRoutes from '../routes/auth.js'
@@ -47,6 +48,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(purge, { purgeInterval: config.purgeInterval })
+  await fastify.register(throttle, { enabled: config.rateLimit })
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')

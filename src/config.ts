@@ -26,6 +26,7 @@ export const EnvSchema = Type.Object({
   HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 2 * availableParallelism() }),
   HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
   HSTS: Type.Enum(['on', 'off'], { default: 'off' }),
+  RATE_LIMIT: Type.Enum(['on', 'off'], { default: 'on' }),
   CORS_ORIGINS: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
@@ -68,6 +69,8 @@ export interface Config {
   hsts: boolean
   /** Browser origins allowed to call the API; none by default. */
   corsOrigins: string[]
+  /** Per-client limits on register, login and refresh; off only for load tests. */
+  rateLimit: boolean
 }
 
 export class ConfigError extends Error {
@@ -135,7 +138,8 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     hashConcurrency: env.HASH_CONCURRENCY,
     hashQueue: env.HASH_QUEUE ?? 4 * env.HASH_CONCURRENCY,
     hsts: env.HSTS === 'on',
-    corsOrigins
+    corsOrigins,
+    rateLimit: env.RATE_LIMIT === 'on'
   }
 }
 

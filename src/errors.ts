@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'internal_error'
   | 'service_unavailable'
+  | 'throttled'
 
 /** The code for errors that carry none of ours, such as Fastify's own 4xx errors. */
 export const codeForStatus: Record<number, ErrorCode> = {

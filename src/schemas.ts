@@ -44,6 +44,9 @@ export const bodyErrors = { 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 500:
 /** What a route that hashes a password may also answer: every hashing slot and the queue are taken. */
 export const hashingErrors = { 503: ErrorBody }
 
+/** What a rate-limited route may also answer. */
+export const throttledErrors = { 429: ErrorBody }
+
 export const Jwks = Type.Object({
   keys: Type.Array(Type.Object({
     kty: Type.String(),

@@ -39,7 +39,8 @@ t.test('defaults', async (t) => {
     hashConcurrency: 2 * availableParallelism(),
     hashQueue: 8 * availableParallelism(),
     hsts: false,
-    corsOrigins: []
+    corsOrigins: [],
+    rateLimit: true
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -67,7 +68,8 @@ t.test('reads every variable', async (t) => {
     HASH_CONCURRENCY: '3',
     HASH_QUEUE: '0',
     HSTS: 'on',
-    CORS_ORIGINS: 'https://app.example.com, http://localhost:5173'
+    CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+    RATE_LIMIT: 'off'
   })
   t.match(config, {
     port: 8080,
@@ -88,7 +90,8 @@ t.test('reads every variable', async (t) => {
     hashConcurrency: 3,
     hashQueue: 0,
     hsts: true,
-    corsOrigins: ['https://app.example.com', 'http://localhost:5173']
+    corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+    rateLimit: false
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -127,6 +130,7 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ HASH_CONCURRENCY: '0' }, [/^HASH_CONCURRENCY: /]],
     [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
     [{ HSTS: 'yes' }, [/^HSTS: /]],
+    [{ RATE_LIMIT: 'false' }, [/^RATE_LIMIT: /]],
     [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],

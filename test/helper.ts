@@ -28,7 +28,8 @@ export async function freshDatabase (t: Test, baseUrl: string): Promise<string> 
 
 /** The environment of a test instance: its own data dir, and its own database on PostgreSQL runs. */
 export async function testEnvironment (t: Test, overrides: Record<string, string> = {}): Promise<Record<string, string>> {
-  const environment: Record<string, string> = { DATA_DIR: t.testdir(), LOG_LEVEL: 'silent', ...overrides }
+  // Limits off unless a test turns them on: most tests log in and register far more than a client may.
+  const environment: Record<string, string> = { DATA_DIR: t.testdir(), LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...overrides }
   if (postgresUrl !== undefined && environment.DATABASE_URL === undefined) {
     environment.DATABASE_URL = await freshDatabase(t, postgresUrl)
   }

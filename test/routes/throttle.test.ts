@@ -1,0 +1,44 @@
+import t from 'tap'
+import { build, newUser, registerAndLogin, testEnvironment } from '../helper.js'
+
+t.test('per-client limits: 429 throttled with Retry-After, each kind of route counted apart', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on' }))
+  const { body, tokens } = await registerAndLogin(app)
+  const login = () => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: 'wrong password' } })
+
+  const answers = []
+  for (let i = 0; i < 59; i++) answers.push(await login())
+  t.same([...new Set(answers.map((answer) => answer.statusCode))], [401], 'the 60 logins of a minute are answered')
+  const throttled = await login()
+  t.equal(throttled.statusCode, 429)
+  t.match(throttled.json(), { statusCode: 429, error: 'Too Many Requests', code: 'throttled', message: /^Request was throttled\. Expected available in \d+ seconds\.$/ })
+  t.ok(Number(throttled.headers['retry-after']) > 0 && Number(throttled.headers['retry-after']) <= 60, 'Retry-After in seconds')
+  t.equal(throttled.headers['x-ratelimit-limit'], '60')
+  t.equal(throttled.headers['cache-control'], 'no-store')
+
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(refreshed.statusCode, 200, 'refresh has counters of its own')
+  t.equal(refreshed.headers['x-ratelimit-limit'], '120')
+  const me = await app.inject({ method: 'GET', url: '/auth/me/', headers: { authorization: `Bearer ${tokens.access}` } })
+  t.equal(me.statusCode, 200, 'token routes are not limited')
+})
+
+t.test('30 registrations per client in 10 minutes', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on' }))
+  for (let i = 0; i < 30; i++) {
+    // Taken names cost no hash and still count.
+    t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })).statusCode, 400)
+  }
+  const throttled = await app.inject({ method: 'POST', url: '/auth/registration/', payload: newUser() })
+  t.equal(throttled.statusCode, 429, 'both registration paths share the counter')
+  t.ok(Number(throttled.headers['retry-after']) > 540, 'a ten-minute window')
+})
+
+t.test('RATE_LIMIT=off lifts every limit', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'off' }))
+  const statuses = new Set<number>()
+  for (let i = 0; i < 31; i++) statuses.add((await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })).statusCode)
+  t.same([...statuses], [400])
+  const answer = await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })
+  t.equal(answer.headers['x-ratelimit-limit'], undefined, 'no rate-limit headers either')
+})
