@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
@@ -27,6 +28,7 @@ export const EnvSchema = Type.Object({
   HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
   HSTS: Type.Enum(['on', 'off'], { default: 'off' }),
   RATE_LIMIT: Type.Enum(['on', 'off'], { default: 'on' }),
+  TRUST_PROXY: Type.Optional(Type.String()),
   CORS_ORIGINS: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
@@ -71,6 +73,8 @@ export interface Config {
   corsOrigins: string[]
   /** Per-client limits on register, login and refresh; off only for load tests. */
   rateLimit: boolean
+  /** Proxies whose X-Forwarded-For is believed, by address; false for none. */
+  trustProxy: string[] | false
 }
 
 export class ConfigError extends Error {
@@ -113,6 +117,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
+  const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
   const signingKey = readSigningKey(env, problems)
   const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
   if (problems.length > 0) throw new ConfigError(problems)
@@ -139,7 +144,8 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     hashQueue: env.HASH_QUEUE ?? 4 * env.HASH_CONCURRENCY,
     hsts: env.HSTS === 'on',
     corsOrigins,
-    rateLimit: env.RATE_LIMIT === 'on'
+    rateLimit: env.RATE_LIMIT === 'on',
+    trustProxy
   }
 }
 
@@ -191,6 +197,19 @@ function readOrigins (list: string | undefined, problems: string[]): string[] {
   const bad = origins.filter((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin)
   if (bad.length > 0) problems.push(`CORS_ORIGINS: not an origin (scheme://host[:port]): ${bad.map((origin) => JSON.stringify(origin)).join(', ')}`)
   return origins
+}
+
+/**
+ * The proxies' addresses or CIDR ranges, comma-separated; proxy-addr's names loopback, linklocal and
+ * uniquelocal too. A hop count is not offered: it cannot tell a proxy from a client that sends the header.
+ */
+function readTrustProxy (value: string | undefined, problems: string[]): string[] | false {
+  if (value === undefined) return false
+  const proxies = value.split(',').map((proxy) => proxy.trim())
+  const named = new Set(['loopback', 'linklocal', 'uniquelocal'])
+  if (proxies.every((proxy) => named.has(proxy) || isIP(proxy.split('/')[0]!) !== 0)) return proxies
+  problems.push(`TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got ${JSON.stringify(value)}`)
+  return false
 }
 
 function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {

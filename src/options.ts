@@ -1,8 +1,10 @@
 import { LogController, type FastifyReply, type FastifyServerOptions } from 'fastify'
 
 /** The server options, shared by the real server and the tests so that both validate alike. */
-export function serverOptions ({ logLevel }: { logLevel: string }): FastifyServerOptions {
+export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: string, trustProxy?: string[] | false }): FastifyServerOptions {
   return {
+    // Whom X-Forwarded-For is believed from: nobody by default, so a client cannot pick its own address.
+    trustProxy,
     logger: {
       level: logLevel,
       redact: {

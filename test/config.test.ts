@@ -40,7 +40,8 @@ t.test('defaults', async (t) => {
     hashQueue: 8 * availableParallelism(),
     hsts: false,
     corsOrigins: [],
-    rateLimit: true
+    rateLimit: true,
+    trustProxy: false
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -69,7 +70,8 @@ t.test('reads every variable', async (t) => {
     HASH_QUEUE: '0',
     HSTS: 'on',
     CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
-    RATE_LIMIT: 'off'
+    RATE_LIMIT: 'off',
+    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback'
   })
   t.match(config, {
     port: 8080,
@@ -91,7 +93,8 @@ t.test('reads every variable', async (t) => {
     hashQueue: 0,
     hsts: true,
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
-    rateLimit: false
+    rateLimit: false,
+    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback']
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -131,6 +134,7 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
     [{ HSTS: 'yes' }, [/^HSTS: /]],
     [{ RATE_LIMIT: 'false' }, [/^RATE_LIMIT: /]],
+    [{ TRUST_PROXY: 'true' }, [/^TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got "true"$/]],
     [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],

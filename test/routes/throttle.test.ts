@@ -42,3 +42,17 @@ t.test('RATE_LIMIT=off lifts every limit', async (t) => {
   const answer = await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })
   t.equal(answer.headers['x-ratelimit-limit'], undefined, 'no rate-limit headers either')
 })
+
+t.test('X-Forwarded-For counts only from a trusted proxy: a spoofed one never resets a counter', async (t) => {
+  const register = (app: Awaited<ReturnType<typeof build>>, forwardedFor: string) =>
+    app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }), headers: { 'x-forwarded-for': forwardedFor } })
+
+  const direct = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on' }))
+  for (let i = 0; i < 30; i++) await register(direct, `203.0.113.${i}`)
+  t.equal((await register(direct, '198.51.100.1')).statusCode, 429, 'without TRUST_PROXY the header is ignored: one client')
+
+  const proxied = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1' }))
+  for (let i = 0; i < 30; i++) await register(proxied, '203.0.113.9')
+  t.equal((await register(proxied, '203.0.113.9')).statusCode, 429, 'behind a trusted proxy, the client is the forwarded address')
+  t.equal((await register(proxied, '203.0.113.10')).statusCode, 400, 'and another client has counters of its own')
+})
