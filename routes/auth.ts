@@ -11,6 +11,7 @@ const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, password, sessions } = fastify
+  const { failedLogins } = fastify.throttle
 
   // The second path is the one the Django service served.
   for (const path of ['/auth/register/', '/auth/registration/']) {
@@ -48,21 +49,33 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
     const { username: identifier, password: plaintext } = request.body
+    const byEmail = identifier.includes('@')
+    // Unknown accounts are counted too, so a throttled answer does not tell which accounts exist.
+    const account = byEmail ? emailKey(identifier) : usernameKey(identifier)
+    try {
+      failedLogins.check(account, request.ip)
+    } catch (error) {
+      request.log.warn({ account, client: request.ip }, 'login throttled: too many failures')
+      throw error
+    }
     // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
     const [user] = identifier.includes('\0') ? [] : await db
       .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
       .from(users)
-      .where(identifier.includes('@') ? eq(users.emailKey, emailKey(identifier)) : eq(users.usernameKey, usernameKey(identifier)))
+      .where(byEmail ? eq(users.emailKey, account) : eq(users.usernameKey, account))
     if (user === undefined) {
       // Spend the time a real verify takes, so timing does not tell which accounts exist.
       await password.verifyDummy(plaintext)
+      failedLogins.failed(account, request.ip)
       request.log.info('login failed: unknown account')
       throw invalidCredentials()
     }
     if (!await password.verify(user.passwordHash, plaintext)) {
+      failedLogins.failed(account, request.ip)
       request.log.info({ userId: user.id }, 'login failed: wrong password')
       throw invalidCredentials()
     }
+    failedLogins.succeeded(account, request.ip)
     if (password.needsRehash(user.passwordHash)) {
       await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
     }

@@ -3,8 +3,10 @@ import { build, newUser, registerAndLogin, testEnvironment } from '../helper.js'
 
 t.test('per-client limits: 429 throttled with Retry-After, each kind of route counted apart', async (t) => {
   const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on' }))
-  const { body, tokens } = await registerAndLogin(app)
-  const login = () => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: 'wrong password' } })
+  const { tokens } = await registerAndLogin(app)
+  // A different unknown account each time: only the per-client limit applies, not the per-account one.
+  let attempt = 0
+  const login = () => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: `nobody${++attempt}`, password: 'wrong password' } })
 
   const answers = []
   for (let i = 0; i < 59; i++) answers.push(await login())
@@ -55,4 +57,22 @@ t.test('X-Forwarded-For counts only from a trusted proxy: a spoofed one never re
   for (let i = 0; i < 30; i++) await register(proxied, '203.0.113.9')
   t.equal((await register(proxied, '203.0.113.9')).statusCode, 429, 'behind a trusted proxy, the client is the forwarded address')
   t.equal((await register(proxied, '203.0.113.10')).statusCode, 400, 'and another client has counters of its own')
+})
+
+t.test('failed logins per account and client: 429 from the 11th, other clients unaffected, case variants count together', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1' }))
+  const { body } = await registerAndLogin(app, newUser({ username: `Mixed${Date.now()}` }))
+  const login = (username: string, password: string, client: string) => app.inject({
+    method: 'POST', url: '/auth/login/', payload: { username, password }, headers: { 'x-forwarded-for': client }
+  })
+  for (let i = 0; i < 10; i++) {
+    const name = i % 2 === 0 ? body.username.toLowerCase() : body.username.toUpperCase()
+    t.equal((await login(name, 'wrong password', '203.0.113.5')).statusCode, 401)
+  }
+  const blocked = await login(body.username, body.password, '203.0.113.5')
+  t.equal(blocked.statusCode, 429, 'even the right password waits')
+  t.equal(blocked.json().code, 'throttled')
+  t.equal(blocked.headers['retry-after'], String(15 * 60))
+  t.equal((await login(body.username, body.password, '203.0.113.6')).statusCode, 200, 'the owner on another client logs in')
+  t.equal((await login('nobody-at-all', 'x', '203.0.113.5')).statusCode, 401, 'other accounts from that client are not blocked')
 })
