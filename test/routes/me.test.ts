@@ -103,7 +103,8 @@ t.test('JWT_PRIVATE_KEY, JWT_ISSUER and JWT_AUDIENCE are what tokens are signed 
 })
 
 t.test('a token answered from the verified-token cache is still refused once it expires', async (t) => {
-  const app = await build(t, await testEnvironment(t, { ACCESS_TOKEN_TTL: '1s' }))
+  // exp is whole seconds after iat, itself rounded down: 4 s leave a token at least 3 s of life.
+  const app = await build(t, await testEnvironment(t, { ACCESS_TOKEN_TTL: '4s' }))
   const { tokens: pair } = await registerAndLogin(app)
   const me = () => app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(pair.access) })
   t.equal((await me()).statusCode, 200)
