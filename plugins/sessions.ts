@@ -128,7 +128,8 @@ export default fp<SessionOptions>(async (fastify, options) => {
         const rotate = async (jti: string) => {
           const refresh = signer.signRefresh(user, claims.sid, notAfter)
           const access = signer.signAccess(user, claims.sid)
-          await tx.update(tokens).set({ revokedAt: refresh.row.createdAt, replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti))
+          // The grace window counts from this moment, not from the whole second of the new token's iat.
+          await tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti))
           await tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid))
           await tx.insert(tokens).values([access.row, refresh.row])
           return { pair: toPair(access, refresh) }
