@@ -114,9 +114,16 @@ async function startServer (module: string, args: string[], extra?: Record<strin
   }
 }
 
-/** One ceiling run in a child process of its own. */
+/**
+ * One ceiling run in a child process of its own. It waits for the child to exit, not just for its answer:
+ * a child still running when the test process ends loses its coverage report.
+ */
 async function ceilingRun (module: string, options: object): Promise<Measured> {
-  return firstMessage<Measured>(forkChild(module, [JSON.stringify(options)]))
+  const child = forkChild(module, [JSON.stringify(options)])
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const measured = await firstMessage<Measured>(child)
+  await exited
+  return measured
 }
 
 async function post<T> (url: string, body: object): Promise<T> {

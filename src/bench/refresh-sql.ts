@@ -5,7 +5,7 @@ import postgres from 'postgres'
 import { loop, type LoopOptions } from './loop.js'
 
 const { databaseUrl, poolSize, ...options } = JSON.parse(process.argv[2]!) as LoopOptions & { databaseUrl: string, poolSize: number }
-const sql = postgres(databaseUrl, { max: poolSize, onnotice: () => {} })
+const sql = postgres(databaseUrl, { max: poolSize })
 const hash = (value: string) => createHash('sha256').update(value).digest('hex')
 const later = (seconds: number) => new Date(Date.now() + seconds * 1000)
 
