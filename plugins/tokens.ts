@@ -218,7 +218,8 @@ export default fp<TokenOptions>(async (fastify, options) => {
       }))
     }
     const [scheme, token, ...rest] = header.split(' ')
-    if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0) return done(invalidToken())
+    // As long as a refresh body may be; a longer one is refused before it is parsed.
+    if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0 || token.length > 8192) return done(invalidToken())
     try {
       request.user = verifyAccess(token)
     } catch (error) {

@@ -53,7 +53,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     // Unknown accounts are counted too, so a throttled answer does not tell which accounts exist.
     const account = byEmail ? emailKey(identifier) : usernameKey(identifier)
     try {
-      failedLogins.check(account, request.ip)
+      await failedLogins.check(account, request.ip)
     } catch (error) {
       request.log.warn({ account, client: request.ip }, 'login throttled: too many failures')
       throw error
@@ -66,16 +66,16 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     if (user === undefined) {
       // Spend the time a real verify takes, so timing does not tell which accounts exist.
       await password.verifyDummy(plaintext)
-      failedLogins.failed(account, request.ip)
+      await failedLogins.failed(account, request.ip)
       request.log.info('login failed: unknown account')
       throw invalidCredentials()
     }
     if (!await password.verify(user.passwordHash, plaintext)) {
-      failedLogins.failed(account, request.ip)
+      await failedLogins.failed(account, request.ip)
       request.log.info({ userId: user.id }, 'login failed: wrong password')
       throw invalidCredentials()
     }
-    failedLogins.succeeded(account, request.ip)
+    await failedLogins.succeeded(account, request.ip)
     if (password.needsRehash(user.passwordHash)) {
       await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
     }

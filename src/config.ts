@@ -5,6 +5,9 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 
 const Duration = Type.String({ pattern: '^[1-9][0-9]*[smhd]?$' })
+// `30/10m`: at most 30 in 10 minutes.
+const ratePattern = /^[1-9][0-9]*\/[1-9][0-9]*[smhd]?$/
+const Rate = Type.String({ pattern: ratePattern.source })
 
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
@@ -28,11 +31,35 @@ export const EnvSchema = Type.Object({
   HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
   HSTS: Type.Enum(['on', 'off'], { default: 'off' }),
   RATE_LIMIT: Type.Enum(['on', 'off'], { default: 'on' }),
+  RATE_LIMIT_REGISTER: { ...Rate, default: '30/10m' },
+  RATE_LIMIT_LOGIN: { ...Rate, default: '60/1m' },
+  RATE_LIMIT_REFRESH: { ...Rate, default: '120/1m' },
+  LOGIN_FAILURES_PER_CLIENT: { ...Rate, default: '10/15m' },
+  LOGIN_FAILURES_PER_ACCOUNT: { ...Rate, default: '100/1h' },
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
   TRUST_PROXY: Type.Optional(Type.String()),
   CORS_ORIGINS: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
+
+/** At most `max` in `window` milliseconds. */
+export interface Limit {
+  max: number
+  window: number
+}
+
+/** The throttle's limits, each per client unless it says otherwise. */
+export interface Limits {
+  register: Limit
+  login: Limit
+  refresh: Limit
+  /** Failed logins of one account from one client; past it, 429 until the window ends. */
+  loginFailuresPerClient: Limit
+  /** Failed logins of one account from every client; past it, waits that double with each failure. */
+  loginFailuresPerAccount: Limit
+}
 
 export interface Config {
   port: number
@@ -73,6 +100,10 @@ export interface Config {
   corsOrigins: string[]
   /** Per-client limits on register, login and refresh; off only for load tests. */
   rateLimit: boolean
+  limits: Limits
+  /** When set, every throttle counter lives in this Redis, shared by all instances. */
+  redisUrl?: string
+  redisKeyPrefix: string
   /** Proxies whose X-Forwarded-For is believed, by address; false for none. */
   trustProxy: string[] | false
 }
@@ -83,7 +114,7 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'REDIS_URL'])
 const maxTtlSeconds = 3650 * 86400
 const secondsPerUnit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
 
@@ -93,6 +124,12 @@ export function parseDuration (value: string): number {
   return unit in secondsPerUnit
     ? Number(value.slice(0, -1)) * (secondsPerUnit[unit] as number)
     : Number(value)
+}
+
+/** `30/10m` is at most 30 in 10 minutes, the window in milliseconds. */
+export function parseRate (value: string): Limit {
+  const [max, window] = value.split('/') as [string, string]
+  return { max: Number(max), window: parseDuration(window) * 1000 }
 }
 
 /** Reads the environment, or throws a ConfigError with one line per bad variable. */
@@ -110,11 +147,14 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     const got = secretVariables.has(name) ? '' : `, got ${JSON.stringify(env[name as keyof Env])}`
     problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}${got}`)
   }
-  if (env.DATABASE_URL !== undefined && !URL.canParse(env.DATABASE_URL)) {
-    problems.push('DATABASE_URL: not a valid URL')
+  for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
+    if (env[name] !== undefined && !URL.canParse(env[name])) problems.push(`${name}: not a valid URL`)
   }
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
+  }
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
+    if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
   const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
   const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
@@ -145,14 +185,26 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     hsts: env.HSTS === 'on',
     corsOrigins,
     rateLimit: env.RATE_LIMIT === 'on',
+    limits: {
+      register: parseRate(env.RATE_LIMIT_REGISTER),
+      login: parseRate(env.RATE_LIMIT_LOGIN),
+      refresh: parseRate(env.RATE_LIMIT_REFRESH),
+      loginFailuresPerClient: parseRate(env.LOGIN_FAILURES_PER_CLIENT),
+      loginFailuresPerAccount: parseRate(env.LOGIN_FAILURES_PER_ACCOUNT)
+    },
+    redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
     trustProxy
   }
 }
 
 function describe (name: string): string {
-  return name === 'DATABASE_URL'
-    ? 'must be a postgres:// or postgresql:// URL'
-    : 'must be a positive number of seconds, or a number followed by s, m, h or d'
+  if (name === 'DATABASE_URL') return 'must be a postgres:// or postgresql:// URL'
+  if (name === 'REDIS_URL') return 'must be a redis:// or rediss:// URL'
+  if (name.startsWith('RATE_LIMIT_') || name.startsWith('LOGIN_FAILURES_')) {
+    return 'must be a count and a duration, such as 30/10m (s, m, h or d)'
+  }
+  return 'must be a positive number of seconds, or a number followed by s, m, h or d'
 }
 
 function readSigningKey (env: Env, problems: string[]): KeyObject | undefined {

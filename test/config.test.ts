@@ -41,6 +41,15 @@ t.test('defaults', async (t) => {
     hsts: false,
     corsOrigins: [],
     rateLimit: true,
+    limits: {
+      register: { max: 30, window: 600_000 },
+      login: { max: 60, window: 60_000 },
+      refresh: { max: 120, window: 60_000 },
+      loginFailuresPerClient: { max: 10, window: 900_000 },
+      loginFailuresPerAccount: { max: 100, window: 3_600_000 }
+    },
+    redisUrl: undefined,
+    redisKeyPrefix: 'auth:',
     trustProxy: false
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
@@ -71,7 +80,14 @@ t.test('reads every variable', async (t) => {
     HSTS: 'on',
     CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
     RATE_LIMIT: 'off',
-    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback'
+    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback',
+    RATE_LIMIT_REGISTER: '5/1h',
+    RATE_LIMIT_LOGIN: '10/30s',
+    RATE_LIMIT_REFRESH: '1000/60',
+    LOGIN_FAILURES_PER_CLIENT: '3/1d',
+    LOGIN_FAILURES_PER_ACCOUNT: '50/2h',
+    REDIS_URL: 'redis://cache.internal:6379/2',
+    REDIS_KEY_PREFIX: 'auth-eu:'
   })
   t.match(config, {
     port: 8080,
@@ -94,7 +110,16 @@ t.test('reads every variable', async (t) => {
     hsts: true,
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     rateLimit: false,
-    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback']
+    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback'],
+    limits: {
+      register: { max: 5, window: 3_600_000 },
+      login: { max: 10, window: 30_000 },
+      refresh: { max: 1000, window: 60_000 },
+      loginFailuresPerClient: { max: 3, window: 86_400_000 },
+      loginFailuresPerAccount: { max: 50, window: 7_200_000 }
+    },
+    redisUrl: 'redis://cache.internal:6379/2',
+    redisKeyPrefix: 'auth-eu:'
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -134,6 +159,11 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
     [{ HSTS: 'yes' }, [/^HSTS: /]],
     [{ RATE_LIMIT: 'false' }, [/^RATE_LIMIT: /]],
+    [{ RATE_LIMIT_LOGIN: '60 per minute' }, [/^RATE_LIMIT_LOGIN: must be a count and a duration, such as 30\/10m \(s, m, h or d\), got "60 per minute"$/]],
+    [{ RATE_LIMIT_REGISTER: '0/10m' }, [/^RATE_LIMIT_REGISTER: /]],
+    [{ LOGIN_FAILURES_PER_ACCOUNT: '100/400d' }, [/^LOGIN_FAILURES_PER_ACCOUNT: the window must be at most 366d$/]],
+    [{ REDIS_URL: 'http://admin:hunter2@cache' }, [/^REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/]],
+    [{ REDIS_URL: 'redis://hunter2@[bad' }, [/^REDIS_URL: not a valid URL$/]],
     [{ TRUST_PROXY: 'true' }, [/^TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got "true"$/]],
     [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],

@@ -8,6 +8,8 @@ import { loadConfig } from '../src/config.js'
 import { serverOptions } from '../src/options.js'
 
 export const postgresUrl = process.env.DATABASE_URL
+/** The machine's Redis, which .ci/run starts when it is down. */
+export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 /**
  * A fresh database of its own on the PostgreSQL server at baseUrl, dropped when the test ends,

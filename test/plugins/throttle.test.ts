@@ -1,47 +1,107 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import t from 'tap'
-import { loginGuard } from '../../plugins/throttle.js'
+import { loadConfig, type Limits } from '../../src/config.js'
+import { memoryLoginGuard, redisLoginGuard, type LoginGuard } from '../../plugins/throttle.js'
+import { redisUrl } from '../helper.js'
 
 const minute = 60_000
+const defaults = loadConfig({}).limits
+const retryAfter = (error: unknown) => Number((error as { headers: Record<string, string> }).headers['retry-after'])
 
-t.test('one client against one account: 10 failures in 15 minutes, reset by a success', async (t) => {
-  let time = 1_000_000
-  const guard = loginGuard(() => time)
-  for (let i = 0; i < 9; i++) guard.failed('ada', '10.0.0.1')
-  t.doesNotThrow(() => guard.check('ada', '10.0.0.1'), '9 failures: still allowed')
-  guard.succeeded('ada', '10.0.0.1')
-  for (let i = 0; i < 9; i++) guard.failed('ada', '10.0.0.1')
-  t.doesNotThrow(() => guard.check('ada', '10.0.0.1'), 'the success reset the count')
-  guard.failed('ada', '10.0.0.1')
-  t.throws(() => guard.check('ada', '10.0.0.1'), { statusCode: 429, code: 'throttled', headers: { 'retry-after': String(15 * 60) } })
-  t.doesNotThrow(() => guard.check('ada', '10.0.0.2'), 'the same account from another client')
-  t.doesNotThrow(() => guard.check('grace', '10.0.0.1'), 'another account from the same client')
-  time += 5 * minute
-  t.throws(() => guard.check('ada', '10.0.0.1'), { code: 'throttled', headers: { 'retry-after': String(10 * 60) } }, 'Retry-After counts down')
-  time += 10 * minute
-  t.doesNotThrow(() => guard.check('ada', '10.0.0.1'), 'allowed again once the window is over')
-  guard.failed('ada', '10.0.0.1')
-  t.doesNotThrow(() => guard.check('ada', '10.0.0.1'), 'a new window starts from one')
+t.test('the defaults: 10 failures per account and client in 15 minutes, 100 per account an hour', async (t) => {
+  t.same(defaults.loginFailuresPerClient, { max: 10, window: 15 * minute })
+  t.same(defaults.loginFailuresPerAccount, { max: 100, window: 60 * minute })
 })
 
-t.test('one account from every client: 100 failures an hour, then doubling waits, never a lockout', async (t) => {
+t.test('in memory, one client against one account: 10 failures in 15 minutes, reset by a success', async (t) => {
   let time = 1_000_000
-  const guard = loginGuard(() => time)
-  for (let i = 0; i < 99; i++) guard.failed('ada', `10.0.${i}.1`)
-  t.doesNotThrow(() => guard.check('ada', '192.0.2.1'))
-  const waits: string[] = []
+  const guard = memoryLoginGuard(defaults, () => time)
+  for (let i = 0; i < 9; i++) await guard.failed('ada', '10.0.0.1')
+  await t.resolves(guard.check('ada', '10.0.0.1'), '9 failures: still allowed')
+  await guard.succeeded('ada', '10.0.0.1')
+  for (let i = 0; i < 9; i++) await guard.failed('ada', '10.0.0.1')
+  await t.resolves(guard.check('ada', '10.0.0.1'), 'the success reset the count')
+  await guard.failed('ada', '10.0.0.1')
+  await t.rejects(guard.check('ada', '10.0.0.1'), { statusCode: 429, code: 'throttled', headers: { 'retry-after': String(15 * 60) } })
+  await t.resolves(guard.check('ada', '10.0.0.2'), 'the same account from another client')
+  await t.resolves(guard.check('grace', '10.0.0.1'), 'another account from the same client')
+  time += 5 * minute
+  await t.rejects(guard.check('ada', '10.0.0.1'), { code: 'throttled', headers: { 'retry-after': String(10 * 60) } }, 'Retry-After counts down')
+  time += 10 * minute
+  await t.resolves(guard.check('ada', '10.0.0.1'), 'allowed again once the window is over')
+  await guard.failed('ada', '10.0.0.1')
+  await t.resolves(guard.check('ada', '10.0.0.1'), 'a new window starts from one')
+})
+
+t.test('in memory, one account from every client: 100 failures an hour, then doubling waits, never a lockout', async (t) => {
+  let time = 1_000_000
+  const guard = memoryLoginGuard(defaults, () => time)
+  for (let i = 0; i < 99; i++) await guard.failed('ada', `10.0.${i}.1`)
+  await t.resolves(guard.check('ada', '192.0.2.1'))
+  const waits: number[] = []
   for (let i = 0; i < 12; i++) {
-    guard.failed('ada', '192.0.2.1')
-    guard.succeeded('ada', '192.0.2.1')
-    try {
-      guard.check('ada', '192.0.2.2')
-    } catch (error) {
-      waits.push((error as { headers: Record<string, string> }).headers['retry-after']!)
-    }
-    time += Number(waits.at(-1)) * 1000
-    t.doesNotThrow(() => guard.check('ada', '192.0.2.2'), 'allowed again after the wait')
+    await guard.failed('ada', '192.0.2.1')
+    await guard.succeeded('ada', '192.0.2.1')
+    await guard.check('ada', '192.0.2.2').catch((error: unknown) => waits.push(retryAfter(error)))
+    time += waits.at(-1)! * 1000
+    await t.resolves(guard.check('ada', '192.0.2.2'), 'allowed again after the wait')
   }
-  t.same(waits, ['1', '2', '4', '8', '16', '32', '64', '128', '256', '512', '900', '900'], 'doubling, up to 15 minutes')
+  t.same(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900], 'doubling, up to 15 minutes')
   time += 60 * minute
-  guard.failed('ada', '192.0.2.3')
-  t.doesNotThrow(() => guard.check('ada', '192.0.2.4'), 'a new hour starts from nothing')
+  await guard.failed('ada', '192.0.2.3')
+  await t.resolves(guard.check('ada', '192.0.2.4'), 'a new hour starts from nothing')
+})
+
+t.test('in Redis, the same counters, shared by every guard on it, each key expiring with its window', async (t) => {
+  const redis = new Redis(redisUrl)
+  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  const limits: Limits = { ...defaults, loginFailuresPerClient: { max: 3, window: 20_000 }, loginFailuresPerAccount: { max: 8, window: 60_000 } }
+  // Two guards on one Redis: two instances of the service.
+  const [one, two] = [redisLoginGuard(redis, limits, prefix), redisLoginGuard(redis, limits, prefix)] as [LoginGuard, LoginGuard]
+
+  await one.failed('ada', '10.0.0.1')
+  await two.failed('ada', '10.0.0.1')
+  await t.resolves(one.check('ada', '10.0.0.1'), '2 failures: still allowed')
+  await one.succeeded('ada', '10.0.0.1')
+  for (const guard of [one, two, one]) await guard.failed('ada', '10.0.0.1')
+  await t.rejects(two.check('ada', '10.0.0.1'), { statusCode: 429, code: 'throttled', headers: { 'retry-after': '20' } },
+    'failures counted on either instance add up; the success on one reset the count for both')
+  await t.resolves(one.check('ada', '10.0.0.2'), 'the same account from another client')
+  await t.resolves(one.check('grace', '10.0.0.1'), 'another account from the same client')
+  const pairTtl = await redis.pttl(`${prefix}login-failures:10.0.0.1/ada`)
+  t.ok(pairTtl > 15_000 && pairTtl <= 20_000, 'the pair\'s counter expires with its window')
+
+  // 5 failures so far (the success cleared the pair, not the account): the 8th and each after it block.
+  const waits: number[] = []
+  for (let i = 0; i < 7; i++) {
+    await two.failed('ada', `10.0.1.${i}`)
+    waits.push(await redis.pttl(`${prefix}login-failures:ada:block`))
+  }
+  t.same(waits.splice(0, 2), [-2, -2], 'no block before the 8th failure')
+  t.ok(waits.every((wait, i) => wait > [1000, 2000, 4000, 8000, 16000][i]! - 500 && wait <= [1000, 2000, 4000, 8000, 16000][i]!),
+    `waits double from 1 s: ${waits.join(', ')} ms`)
+  await t.rejects(one.check('ada', '10.0.9.9'), { code: 'throttled', headers: { 'retry-after': '16' } }, 'from any client')
+  const accountTtl = await redis.pttl(`${prefix}login-failures:ada`)
+  t.ok(accountTtl > 55_000 && accountTtl <= 60_000, 'the account\'s counter expires with its hour')
+  const waitTtl = await redis.pttl(`${prefix}login-failures:ada:wait`)
+  t.ok(waitTtl <= accountTtl && waitTtl > accountTtl - 1000, 'and so does its current wait')
+})
+
+t.test('in Redis, waits stop doubling at 15 minutes', async (t) => {
+  const redis = new Redis(redisUrl)
+  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
+  t.teardown(async () => {
+    await redis.del(...await redis.keys(`${prefix}*`))
+    await redis.quit()
+  })
+  const guard = redisLoginGuard(redis, { ...defaults, loginFailuresPerAccount: { max: 1, window: 60 * minute } }, prefix)
+  for (let i = 0; i < 12; i++) await guard.failed('ada', `10.0.0.${i}`)
+  t.equal(await redis.get(`${prefix}login-failures:ada:wait`), String(15 * minute))
+  await t.rejects(guard.check('ada', '10.0.1.1'), { code: 'throttled', headers: { 'retry-after': '900' } })
 })

@@ -1,0 +1,105 @@
+// With REDIS_URL, every throttle counter is shared by the instances on that Redis; without it, each
+// instance counts alone. The instances here are two apps, each with its own Redis connection.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { build, capturedWithin, newUser, redisUrl, testEnvironment } from '../helper.js'
+
+async function twoInstances (t: Test, overrides: Record<string, string>) {
+  const environment = await testEnvironment(t, { RATE_LIMIT: 'on', ...overrides })
+  return [await build(t, environment), await build(t, environment)] as const
+}
+
+/** A key prefix of this test's own, its keys deleted when it ends. */
+function redisPrefix (t: Test): string {
+  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
+  t.teardown(async () => {
+    const redis = new Redis(redisUrl)
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  return prefix
+}
+
+const register = (app: Awaited<ReturnType<typeof build>>) =>
+  app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })
+
+t.test('with REDIS_URL, a per-client limit holds across two instances', async (t) => {
+  const prefix = redisPrefix(t)
+  const [a, b] = await twoInstances(t, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_REGISTER: '5/10m' })
+  const statuses = []
+  for (const app of [a, b, a, b, a]) statuses.push((await register(app)).statusCode)
+  t.same(statuses, [400, 400, 400, 400, 400], 'five attempts, spread over both')
+  const onA = await register(a)
+  const onB = await register(b)
+  t.equal(onA.statusCode, 429)
+  t.equal(onB.statusCode, 429, 'the sixth is refused by either instance')
+  t.equal(onB.headers['x-ratelimit-limit'], '5', 'the configured limit')
+  t.ok(Number(onB.headers['retry-after']) > 590, 'in a ten-minute window')
+
+  const redis = new Redis(redisUrl)
+  t.teardown(() => redis.quit())
+  const keys = await redis.keys(`${prefix}*`)
+  t.equal(keys.length, 1, `one counter: ${keys.join(', ')}`)
+  t.ok(keys[0]!.startsWith(`${prefix}rate-limit:`) && keys[0]!.endsWith('register:127.0.0.1'), 'in Redis, under REDIS_KEY_PREFIX, for this client and route')
+})
+
+t.test('with REDIS_URL, failed logins of one account count across two instances', async (t) => {
+  const [a, b] = await twoInstances(t, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix(t), LOGIN_FAILURES_PER_CLIENT: '3/15m' })
+  const user = newUser()
+  t.equal((await a.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+  const login = (app: typeof a, password: string) =>
+    app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password } })
+  t.same([(await login(a, 'wrong')).statusCode, (await login(b, 'wrong')).statusCode, (await login(a, 'wrong')).statusCode], [401, 401, 401])
+  const throttled = await login(b, user.password)
+  t.equal(throttled.statusCode, 429, 'the other instance refuses even the right password')
+  t.equal(throttled.json().code, 'throttled')
+  t.ok(Number(throttled.headers['retry-after']) > 890, 'until the 15 minutes are over')
+})
+
+t.test('without REDIS_URL, each instance counts alone', async (t) => {
+  const [a, b] = await twoInstances(t, { RATE_LIMIT_REGISTER: '5/10m' })
+  for (let i = 0; i < 5; i++) await register(a)
+  t.equal((await register(a)).statusCode, 429)
+  t.equal((await register(b)).statusCode, 400, 'the other instance has counters of its own')
+})
+
+t.test('a Redis outage lets requests through, logged, rather than refusing every client', async (t) => {
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const exited = once(server, 'exit')
+  t.teardown(async () => { server.kill('SIGKILL'); await exited })
+  const url = `redis://127.0.0.1:${port}`
+  // Refused until the server listens: retried, and quiet meanwhile.
+  const probe = new Redis(url, { retryStrategy: (attempt) => attempt < 50 ? 100 : null })
+  probe.on('error', () => {})
+  await probe.ping()
+  await probe.quit()
+
+  const [app] = await twoInstances(t, { REDIS_URL: url, RATE_LIMIT_REGISTER: '1/10m', LOGIN_FAILURES_PER_CLIENT: '1/15m' })
+  const warnings = t.capture(app.log, 'warn')
+  const errors = t.capture(app.log, 'error')
+  const user = newUser()
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+  server.kill('SIGKILL')
+  await exited
+  const registered = await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser() })
+  t.equal(registered.statusCode, 201, 'the register limit of 1 could not be counted, so it did not refuse')
+  const statuses = []
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password: 'wrong' } })).statusCode)
+  }
+  statuses.push((await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password: user.password } })).statusCode)
+  t.same(statuses, [401, 401, 401, 200], 'logins answered as if unthrottled, never a 500')
+  t.ok((await capturedWithin(warnings, 5000)).some(({ args }) => args[1] === 'redis connection error'), 'the failed reconnections are logged')
+  t.ok(errors().some(({ args }) => args[1] === 'throttle store failed: request let through'), 'so is each count that failed')
+})
+
+t.test('an unreachable REDIS_URL stops the start with a clear error, at once', async (t) => {
+  const started = Date.now()
+  await t.rejects(build(t, await testEnvironment(t, { REDIS_URL: 'redis://127.0.0.1:1' })), { message: /^REDIS_URL: cannot connect to Redis: connect ECONNREFUSED/ })
+  t.ok(Date.now() - started < 10_000, 'no waiting for a plugin timeout')
+})
