@@ -17,7 +17,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   for (const path of ['/auth/register/', '/auth/registration/']) {
     fastify.post(path, {
       onRequest: fastify.throttle.register,
-      schema: { body: RegisterBody, response: { 201: User, 409: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
+      schema: { tags: ['auth'], summary: 'Register a user', body: RegisterBody, response: { 201: User, 409: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
     }, async (request, reply) => {
       const body = request.body
       const errors = registrationErrors(body)
@@ -46,7 +46,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/login/', {
     onRequest: fastify.throttle.login,
-    schema: { body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
+    schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
     const { username: identifier, password: plaintext } = request.body
     const byEmail = identifier.includes('@')

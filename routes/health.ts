@@ -11,10 +11,10 @@ const appliedMigrations = pgSchema('drizzle').table('__drizzle_migrations', { id
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   const journal = JSON.parse(await readFile(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
-  const schema = { response: { 200: Health, 503: Health } }
+  const schema = { tags: ['health'], summary: 'Readiness: the database answers and migrations are applied; 503 otherwise', response: { 200: Health, 503: Health } }
 
   // Liveness: the process answers.
-  fastify.get('/health/live', { schema: { response: { 200: Health } } }, async () => ({ status: 'ok' as const }))
+  fastify.get('/health/live', { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Health } } }, async () => ({ status: 'ok' as const }))
 
   // Readiness: the database answers and every migration this build ships is applied.
   const ready = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -28,7 +28,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     return reply.code(503).send({ status: 'unavailable' })
   }
   fastify.get('/health/ready', { schema }, ready)
-  fastify.get('/health', { schema }, ready)
+  fastify.get('/health', { schema: { ...schema, summary: 'The same as /health/ready' } }, ready)
 }
 
 export default health

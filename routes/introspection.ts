@@ -42,7 +42,7 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
   }
 
   fastify.post('/auth/verify/', {
-    schema: { body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors } }
+    schema: { tags: ['tokens'], summary: 'Verify a token: 200 if it is valid now', body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors } }
   }, async (request) => {
     await inspect(request.body.token)
     return {}
@@ -61,7 +61,7 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
 
   fastify.post('/auth/introspect/', {
     onRequest: checkCaller,
-    schema: { body: TokenBody, response: { 200: Introspection, 401: ErrorBody, ...bodyErrors } }
+    schema: { tags: ['tokens'], summary: 'Introspect a token (RFC 7662)', security: [{}, { introspectionSecret: [] }], body: TokenBody, response: { 200: Introspection, 401: ErrorBody, ...bodyErrors } }
   }, async (request) => {
     try {
       const { sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username } = await inspect(request.body.token)

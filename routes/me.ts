@@ -7,7 +7,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/auth/me/', {
     onRequest: fastify.authenticate,
-    schema: { response: { 200: User, 401: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['auth'], summary: 'The current user', security: [{ bearerAuth: [] }], response: { 200: User, 401: ErrorBody, 500: ErrorBody } }
   }, async (request) => {
     const user = await users.profile(request.user.user_id)
     if (user === undefined) throw tokenError('token_invalid', 'User not found')

@@ -11,7 +11,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/password/change/', {
     onRequest: fastify.authenticate,
-    schema: { body: PasswordChangeBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors, ...hashingErrors } }
+    schema: { tags: ['auth'], summary: 'Change the password; every other session is revoked', security: [{ bearerAuth: [] }], body: PasswordChangeBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors, ...hashingErrors } }
   }, async (request, reply) => {
     const { user_id: userId, sid } = request.user
     const { current_password: currentPassword, new_password: newPassword } = request.body

@@ -10,7 +10,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/auth/logout/all/', {
-    schema: { response: { 204: Type.Null(), 401: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['sessions'], summary: 'Log out everywhere: revoke every session of the user', security: [{ bearerAuth: [] }], response: { 204: Type.Null(), 401: ErrorBody, 500: ErrorBody } }
   }, async (request, reply) => {
     const count = await sessions.revokeAll(request.user.user_id)
     request.log.info({ userId: request.user.user_id, sessions: count }, 'logged out everywhere')
@@ -18,7 +18,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/auth/sessions/', {
-    schema: { response: { 200: Type.Array(Session), 401: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['sessions'], summary: 'The user\'s active sessions', security: [{ bearerAuth: [] }], response: { 200: Type.Array(Session), 401: ErrorBody, 500: ErrorBody } }
   }, async (request) => {
     const rows = await sessions.list(request.user.user_id)
     return rows.map((row) => ({
@@ -33,7 +33,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/auth/sessions/:id', {
-    schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), 401: ErrorBody, 404: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['sessions'], summary: 'Revoke one session', security: [{ bearerAuth: [] }], params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), 401: ErrorBody, 404: ErrorBody, 500: ErrorBody } }
   }, async (request, reply) => {
     const { id } = request.params
     // Another user's session answers exactly as one that does not exist.

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
+import docs from '../plugins/docs.js'
 import password from '../plugins/password.js'
 import purge from '../plugins/purge.js'
 import revocations from '../plugins/revocations.js'
@@ -128,6 +129,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     message: `Route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)} not found`
   }))
 
+  await fastify.register(docs)
   await fastify.register(authRoutes)
   await fastify.register(tokenRoutes)
   await fastify.register(sessionRoutes)
