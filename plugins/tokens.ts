@@ -100,6 +100,23 @@ const toSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
 const invalidToken = () => tokenError('token_invalid', 'Token is invalid or malformed')
 const pem = (key: KeyObject) => publicKeyOf(key).export({ format: 'pem', type: 'spki' }) as string
 
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+// users.id is a PostgreSQL integer.
+const maxUserId = 2 ** 31 - 1
+const isSeconds = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0
+
+/**
+ * Claims of the shapes this service signs. A valid signature proves who signed a token, not that its
+ * claims can be used: a token signed by a leaked or misused key must not reach a query with a
+ * non-UUID session id, nor live forever with an `exp` of 1e20.
+ */
+function wellFormed (claims: TokenClaims): boolean {
+  return isSeconds(claims.exp) && isSeconds(claims.iat) && claims.iat <= Date.now() / 1000 + 60 &&
+    Number.isSafeInteger(claims.user_id) && claims.user_id > 0 && claims.user_id <= maxUserId && claims.sub === String(claims.user_id) &&
+    typeof claims.sid === 'string' && uuid.test(claims.sid) && typeof claims.jti === 'string' && uuid.test(claims.jti) &&
+    (claims.token_type === 'refresh' || (claims.token_type === 'access' && typeof (claims as AccessClaims).username === 'string'))
+}
+
 export function toPair (access: IssuedToken, refresh: IssuedToken): TokenPair {
   return {
     access: access.token,
@@ -159,6 +176,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
         if ((error as { code?: string }).code === 'FAST_JWT_EXPIRED') throw tokenError('token_expired', 'Token is expired')
         throw invalidToken()
       }
+      if (!wellFormed(claims)) throw invalidToken()
       verified.set(token, claims)
     }
     if (type !== undefined && claims.token_type !== type) throw tokenError('token_invalid', 'Token has wrong type')

@@ -1,21 +1,25 @@
 import { Type } from 'typebox'
 
+// Every body refuses these keys: unknown fields are dropped, but these are refused outright, so that no
+// code that copies a body can be steered into an object's prototype.
+const body = { additionalProperties: false, propertyNames: { not: { enum: ['__proto__', 'constructor', 'prototype'] } } }
+
 export const RegisterBody = Type.Object({
   username: Type.String({ minLength: 3, maxLength: 150 }),
   email: Type.String({ minLength: 3, maxLength: 254 }),
   password: Type.String({ minLength: 8, maxLength: 256 })
-}, { additionalProperties: false, examples: [{ username: 'ada', email: 'ada@example.com', password: 'correct horse battery staple' }] })
+}, { ...body, examples: [{ username: 'ada', email: 'ada@example.com', password: 'correct horse battery staple' }] })
 
 export const LoginBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 254, description: 'The username or the email address, in any case' }),
   password: Type.String({ minLength: 1, maxLength: 256 })
-}, { additionalProperties: false, examples: [{ username: 'ada', password: 'correct horse battery staple' }] })
+}, { ...body, examples: [{ username: 'ada', password: 'correct horse battery staple' }] })
 
 const exampleToken = 'eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl'
 
 export const RefreshBody = Type.Object({
   refresh: Type.String({ minLength: 1, maxLength: 8192 })
-}, { additionalProperties: false, examples: [{ refresh: exampleToken }] })
+}, { ...body, examples: [{ refresh: exampleToken }] })
 
 export const User = Type.Object({
   id: Type.Integer(),
@@ -81,9 +85,9 @@ export const Session = Type.Object({
 export const PasswordChangeBody = Type.Object({
   current_password: Type.String({ minLength: 1, maxLength: 256 }),
   new_password: Type.String({ minLength: 8, maxLength: 256 })
-}, { additionalProperties: false, examples: [{ current_password: 'correct horse battery staple', new_password: 'a new and longer passphrase' }] })
+}, { ...body, examples: [{ current_password: 'correct horse battery staple', new_password: 'a new and longer passphrase' }] })
 
 export const TokenBody = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 8192 }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 }))
-}, { additionalProperties: false, examples: [{ token: exampleToken, token_type_hint: 'access_token' }] })
+}, { ...body, examples: [{ token: exampleToken, token_type_hint: 'access_token' }] })

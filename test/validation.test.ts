@@ -18,3 +18,11 @@ t.test('Ajv errors become DRF field errors', async (t) => {
     non_field_errors: ['Must be of type object.']
   })
 })
+
+t.test('a key refused by its name is reported under that name, even one every object has', async (t) => {
+  const errors = validationErrors([
+    { keyword: 'not', instancePath: '', schemaPath: '#/propertyNames/not', params: {}, message: 'must NOT be valid', propertyName: 'constructor' },
+    { keyword: 'propertyNames', instancePath: '', schemaPath: '#/propertyNames', params: { propertyName: 'constructor' }, message: 'property name must be valid' }
+  ] as never)
+  t.same(Object.entries(errors), [['constructor', ['This key is not allowed.']]])
+})
