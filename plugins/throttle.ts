@@ -165,7 +165,13 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     // DRF's wording; Retry-After and the X-RateLimit-* headers are set by the plugin.
     errorResponseBuilder: (request, context) =>
       apiError(429, 'throttled', `Request was throttled. Expected available in ${Math.ceil(context.ttl / 1000)} seconds.`),
-    onExceeded: (request) => { request.log.warn({ client: request.ip, route: request.routeOptions.url }, 'throttled') }
+    onExceeded: (request, key) => {
+      // The key is `<limit>:<client>`, from the keyGenerator below.
+      const limit = key.slice(0, key.indexOf(':'))
+      request.log.warn({ client: request.ip, route: request.routeOptions.url, limit }, 'throttled')
+      fastify.authMetrics.throttled.inc({ limit })
+      if (limit === 'login') fastify.authMetrics.logins.inc({ outcome: 'throttled' })
+    }
   })
   // Each hook has a key of its own: in Redis, hooks made by fastify.rateLimit() would otherwise share one.
   const limit = (name: keyof Limits): onRequestAsyncHookHandler => enabled
@@ -178,4 +184,4 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     refresh: limit('refresh'),
     failedLogins: enabled ? guard : noGuard
   } satisfies Throttle)
-}, { name: 'throttle' })
+}, { name: 'throttle', dependencies: ['metrics'] })

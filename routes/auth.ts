@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { eq } from 'drizzle-orm'
+import type { TokenClaims } from '../plugins/tokens.js'
 import { uniqueViolation } from '../src/db/errors.js'
 import { users } from '../src/db/schema.js'
 import { apiError, fieldErrors } from '../src/errors.js'
@@ -12,6 +13,7 @@ const invalidCredentials = () => apiError(401, 'invalid_credentials', 'No active
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, password, sessions } = fastify
   const { failedLogins } = fastify.throttle
+  const { logins, registrations } = fastify.authMetrics
 
   // The second path is the one the Django service served.
   for (const path of ['/auth/register/', '/auth/registration/']) {
@@ -32,6 +34,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
           emailKey: emailKey(body.email),
           passwordHash
         }).returning()
+        registrations.inc()
         request.log.info({ userId: user!.id }, 'user registered')
         return reply.code(201).send(toUser(user!))
       } catch (error) {
@@ -55,6 +58,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     try {
       await failedLogins.check(account, request.ip)
     } catch (error) {
+      logins.inc({ outcome: 'throttled' })
+      fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       request.log.warn({ account, client: request.ip }, 'login throttled: too many failures')
       throw error
     }
@@ -67,11 +72,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       // Spend the time a real verify takes, so timing does not tell which accounts exist.
       await password.verifyDummy(plaintext)
       await failedLogins.failed(account, request.ip)
+      logins.inc({ outcome: 'bad_credentials' })
       request.log.info('login failed: unknown account')
       throw invalidCredentials()
     }
     if (!await password.verify(user.passwordHash, plaintext)) {
       await failedLogins.failed(account, request.ip)
+      logins.inc({ outcome: 'bad_credentials' })
       request.log.info({ userId: user.id }, 'login failed: wrong password')
       throw invalidCredentials()
     }
@@ -80,7 +87,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
     }
     const pair = await sessions.start(user, { userAgent: request.headers['user-agent'], ip: request.ip })
-    request.log.info({ userId: user.id }, 'login succeeded')
+    logins.inc({ outcome: 'success' })
+    request.log.info({ userId: user.id, sessionId: fastify.jwt.decode<TokenClaims>(pair.access)!.sid }, 'login succeeded')
     return pair
   })
 }

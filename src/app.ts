@@ -6,6 +6,7 @@ import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
 import docs from '../plugins/docs.js'
+import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
 import purge from '../plugins/purge.js'
 import revocations from '../plugins/revocations.js'
@@ -49,6 +50,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     issuer: config.jwtIssuer,
     audience: config.jwtAudience
   })
+  await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(purge, { purgeInterval: config.purgeInterval })
   if (config.redisUrl !== undefined) {

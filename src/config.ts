@@ -14,6 +14,7 @@ export const EnvSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  WEB_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ACCESS_TOKEN_TTL: { ...Duration, default: '15m' },
   REFRESH_TOKEN_TTL: { ...Duration, default: '30d' },
@@ -21,6 +22,7 @@ export const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
   PURGE_INTERVAL: Type.String({ pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '1h' }),
   INTROSPECTION_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PRIVATE_KEY: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
   JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String()),
@@ -68,6 +70,8 @@ export interface Config {
   databaseUrl?: string
   /** Connections in the postgres.js pool. */
   databasePoolSize: number
+  /** Worker processes sharing the port; above 1 it needs databaseUrl. */
+  webConcurrency: number
   dataDir: string
   /** Seconds. */
   accessTokenTtl: number
@@ -81,6 +85,8 @@ export interface Config {
   purgeInterval: number
   /** When set, callers of /auth/introspect/ must present it as a Bearer token. */
   introspectionSecret?: string
+  /** When set, GET /metrics needs it as a Bearer token. */
+  metricsToken?: string
   /** From JWT_PRIVATE_KEY; without it a key pair is kept in dataDir. */
   signingKey?: KeyObject
   /** Keys of earlier rotations: tokens they signed verify until they expire. */
@@ -114,7 +120,7 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'REDIS_URL'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL'])
 const maxTtlSeconds = 3650 * 86400
 const secondsPerUnit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
 
@@ -156,6 +162,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
+  if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined) {
+    problems.push('WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only')
+  }
   const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
   const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
   const signingKey = readSigningKey(env, problems)
@@ -167,6 +176,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
+    webConcurrency: env.WEB_CONCURRENCY,
     dataDir: env.DATA_DIR,
     accessTokenTtl: parseDuration(env.ACCESS_TOKEN_TTL),
     refreshTokenTtl: parseDuration(env.REFRESH_TOKEN_TTL),
@@ -174,6 +184,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     refreshReuseGrace: env.REFRESH_REUSE_GRACE,
     purgeInterval: parseDuration(env.PURGE_INTERVAL),
     introspectionSecret: env.INTROSPECTION_SECRET,
+    metricsToken: env.METRICS_TOKEN,
     signingKey,
     previousPublicKeys,
     jwtIssuer: env.JWT_ISSUER,

@@ -1,7 +1,11 @@
 import { LogController, type FastifyReply, type FastifyServerOptions } from 'fastify'
 
 /** The server options, shared by the real server and the tests so that both validate alike. */
-export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: string, trustProxy?: string[] | false }): FastifyServerOptions {
+/** Pretty lines for a person at a terminal; JSON lines for everything else, and always in production. */
+export const prettyLogs = (stdoutIsTTY: boolean | undefined, nodeEnv: string | undefined) => stdoutIsTTY === true && nodeEnv !== 'production'
+
+/** `pretty`: readable lines through pino-pretty, for a person at a terminal; JSON lines otherwise. */
+export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: string, trustProxy?: string[] | false }, { pretty = false } = {}): FastifyServerOptions {
   return {
     // Whom X-Forwarded-For is believed from: nobody by default, so a client cannot pick its own address.
     trustProxy,
@@ -10,7 +14,8 @@ export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: str
       redact: {
         paths: ['req.headers.authorization', '*.password', '*.current_password', '*.new_password', '*.access', '*.refresh', '*.token'],
         censor: '[redacted]'
-      }
+      },
+      ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})
     },
     // Two lines per request would cost a third of the throughput of a fast route and flood the log:
     // auth events and failures get lines of their own, and every request gets its lines at debug.

@@ -1,15 +1,16 @@
+import cluster from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import app from './app.js'
 import { ConfigError, loadConfig } from './config.js'
-import { serverOptions } from './options.js'
+import { prettyLogs, serverOptions } from './options.js'
 
 /** Builds the service from the environment and listens; SIGTERM and SIGINT close it gracefully. */
-export async function start (environment: Record<string, string | undefined> = process.env): Promise<FastifyInstance> {
+export async function start (environment: Record<string, string | undefined> = process.env, { inWorker = cluster.isWorker } = {}): Promise<FastifyInstance> {
   const config = loadConfig(environment)
-  const server = Fastify(serverOptions(config))
+  const server = Fastify(serverOptions(config, { pretty: prettyLogs(process.stdout.isTTY, environment.NODE_ENV) }))
   await server.register(fp(app), { config })
 
   // Once closing, every answer asks its client to hang up: a keep-alive connection that was busy
@@ -22,11 +23,18 @@ export async function start (environment: Record<string, string | undefined> = p
     done()
   })
 
-  const graceful = closeWithGrace({ delay: config.shutdownTimeout * 1000 }, async ({ err }) => {
+  // A worker under WEB_CONCURRENCY stops on its primary's SIGTERM only: Ctrl-C at a terminal reaches every
+  // process of the group, and a second signal would cut the graceful close short.
+  const ignore = () => {}
+  if (inWorker) process.on('SIGINT', ignore)
+  const graceful = closeWithGrace({ delay: config.shutdownTimeout * 1000, skip: inWorker ? ['SIGINT'] : [] }, async ({ err }) => {
     if (err) server.log.error({ err }, 'closing after an error')
     await server.close()
   })
-  server.addHook('onClose', async () => { graceful.uninstall() })
+  server.addHook('onClose', async () => {
+    graceful.uninstall()
+    process.off('SIGINT', ignore)
+  })
 
   try {
     await server.listen({ port: config.port, host: config.host })
@@ -48,7 +56,12 @@ export async function main (environment: Record<string, string | undefined> = pr
   }
 }
 
-/* c8 ignore next 3: runs only as the entry point, which the end-to-end test starts as a child process */
+/* c8 ignore next 8: runs only as the entry point, which the end-to-end test starts as a child process */
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  if (await main() === undefined) process.exit(1)
+  if (cluster.isPrimary && Number(process.env.WEB_CONCURRENCY) > 1) {
+    const { supervise } = await import('./cluster.js')
+    process.exitCode = await supervise()
+  } else if (await main() === undefined) {
+    process.exit(1)
+  }
 }

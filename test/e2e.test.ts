@@ -1,5 +1,7 @@
 // The real thing: `npm start` (the README's command) as a child process, driven over HTTP.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../src/config.js'
@@ -116,6 +118,19 @@ t.test('npm run keys:generate prints a key pair the service accepts', async (t) 
   t.ok(loadConfig({ JWT_PRIVATE_KEY: privateKey, JWT_PUBLIC_KEY: publicKey }).signingKey, 'a matching Ed25519 pair')
 })
 
+t.test('npm run user:create reads a JSON line on stdin and creates the user', async (t) => {
+  const environment = await testEnvironment(t)
+  const user = newUser()
+  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
+  const child = spawn('npm', ['run', 'user:create', '--silent'], { env: { ...inherited, ...environment }, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  child.stdout.on('data', (chunk) => { stdout += chunk })
+  child.stdin.end(`${JSON.stringify(user)}\n`)
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0)
+  t.match(JSON.parse(stdout), { id: Number, username: user.username, email: user.email })
+})
+
 t.test('npm start refuses a bad configuration before listening', async (t) => {
   const running = npm(['start', '--silent'], { ...(await testEnvironment(t)), PORT: 'eighty', REFRESH_TOKEN_TTL: '-1' })
   t.equal(await running.exited, 1)
@@ -173,4 +188,110 @@ t.test('two real instances on one PostgreSQL: a logout on one is refused by the 
     if (status === 200) await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.equal(status, 401, `refused by the other instance after ${Date.now() - started} ms`)
+})
+
+t.test('WEB_CONCURRENCY=2: two workers share the port, both serve, revocations hold across them, SIGTERM stops all', {
+  skip: process.env.DATABASE_URL === undefined && 'runs when DATABASE_URL names a PostgreSQL server'
+}, async (t) => {
+  const port = await freePort()
+  const running = await startService(t, { ...(await testEnvironment(t, { HOST: '127.0.0.1', LOG_LEVEL: 'debug' })), PORT: String(port), WEB_CONCURRENCY: '2' })
+  const deadline = Date.now() + 60_000
+  while (running.output().split('Server listening at').length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match(running.output(), /"msg":"primary started"/)
+
+  // A connection of its own for each request, so that the primary hands each to the next worker.
+  const call = (method: string, path: string, body?: object, token?: string) => new Promise<{ status: number, body: Record<string, string> }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const request = httpRequest({
+      host: '127.0.0.1', port, path, method, agent: false,
+      headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }
+    }, (response) => {
+      let text = ''
+      response.on('data', (chunk) => { text += chunk })
+      response.on('end', () => resolve({ status: response.statusCode!, body: text === '' ? {} : JSON.parse(text) }))
+    })
+    request.on('error', reject)
+    request.end(payload)
+  })
+
+  const user = newUser()
+  t.equal((await call('POST', '/auth/register/', user)).status, 201)
+  const pair = (await call('POST', '/auth/login/', { username: user.username, password: user.password })).body
+  const before = []
+  for (let i = 0; i < 6; i++) before.push((await call('GET', '/auth/me/', undefined, pair.access)).status)
+  t.same(before, [200, 200, 200, 200, 200, 200])
+  const servedBy = new Set([...running.output().matchAll(/"pid":(\d+)[^\n]*"msg":"incoming request"/g)].map((match) => match[1]))
+  t.equal(servedBy.size, 2, 'requests were served by both workers')
+  t.notOk(servedBy.has(String(running.serverPid)), 'and never by the primary')
+
+  t.equal((await call('POST', '/auth/logout/', { refresh: pair.refresh })).status, 204)
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const after = []
+  for (let i = 0; i < 6; i++) after.push((await call('GET', '/auth/me/', undefined, pair.access)).body.code)
+  t.same(after, Array(6).fill('token_revoked'), 'within a second, every worker refuses the logged-out token')
+
+  // A worker killed outright is replaced, and the port keeps answering.
+  process.kill(Number([...servedBy][0]), 'SIGKILL')
+  const replaced = Date.now() + 30_000
+  while (running.output().split('Server listening at').length < 4 && Date.now() < replaced) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match(running.output(), /"msg":"worker died: starting another"/)
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await call('GET', '/health/live')).status)
+  t.same(statuses, [200, 200, 200, 200], 'both workers serve again')
+
+  process.kill(running.serverPid!, 'SIGTERM')
+  t.equal(await running.exited, 0, 'SIGTERM to the primary stops every worker gracefully, exit code 0')
+  t.match(running.output(), /"msg":"stopping the workers"/)
+})
+
+t.test('WEB_CONCURRENCY=2 on a port already taken: the workers cannot listen, so all stop with exit code 1', {
+  skip: process.env.DATABASE_URL === undefined && 'runs when DATABASE_URL names a PostgreSQL server'
+}, async (t) => {
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => taken.close())
+  const { port } = taken.address() as { port: number }
+  const running = npm(['start', '--silent'], { ...(await testEnvironment(t, { HOST: '127.0.0.1', LOG_LEVEL: 'info' })), PORT: String(port), WEB_CONCURRENCY: '2' })
+  t.teardown(() => {
+    try { process.kill(-running.child.pid!, 'SIGKILL') } catch {}
+  })
+  t.equal(await running.exited, 1)
+  t.match(running.output(), /"msg":"worker failed to start"/)
+  t.match(running.output(), /EADDRINUSE/)
+})
+
+t.test('WEB_CONCURRENCY above 1 on the embedded database stops before listening, with a clear message', async (t) => {
+  const running = npm(['start', '--silent'], { ...(await testEnvironment(t)), DATABASE_URL: '', WEB_CONCURRENCY: '2' })
+  t.equal(await running.exited, 1)
+  t.match(running.output(), /WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only/)
+  t.notMatch(running.output(), /Server listening/)
+})
+
+t.test('at a terminal npm start logs pretty lines; with NODE_ENV=production, JSON lines', async (t) => {
+  t.equal(await npm(['run', 'build', '--silent'], {}).exited, 0)
+  for (const [nodeEnv, pretty] of [['development', true], ['production', false]] as const) {
+    const environment = { ...(await testEnvironment(t, { PORT: String(await freePort()), LOG_LEVEL: 'info' })), NODE_ENV: nodeEnv }
+    // script(1) runs the command on a pseudo-terminal, as a person's shell would. The server runs in a
+    // session of its own there, so the shell prints its pid before it becomes the server.
+    const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
+    const child = spawn('script', ['-qec', 'echo "server pid $$"; exec node dist/src/server.js', '/dev/null'], { env: { ...inherited, ...environment }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout!.on('data', (chunk) => { output += chunk })
+    const exited = once(child, 'exit')
+    const deadline = Date.now() + 90_000
+    while (!output.includes('Server listening at') && child.exitCode === null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const serverPid = Number(/server pid (\d+)/.exec(output)?.[1])
+    t.teardown(() => {
+      try { process.kill(serverPid, 'SIGKILL') } catch {}
+    })
+    const line = output.split('\n').find((candidate) => candidate.includes('Server listening at')) ?? ''
+    if (pretty) t.match(line, /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] .*INFO.*: Server listening at http:/, `${nodeEnv}: a pretty line`)
+    else t.match(line, /^\{"level":30,.*"msg":"Server listening at http:/, `${nodeEnv}: a JSON line`)
+    // Stopped while its terminal is still there, as a person would with Ctrl-C.
+    process.kill(serverPid, 'SIGINT')
+    await exited
+    t.throws(() => process.kill(serverPid, 0), { code: 'ESRCH' }, `${nodeEnv}: the server has exited`)
+  }
 })

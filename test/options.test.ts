@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { serverOptions } from '../src/options.js'
+import { prettyLogs, serverOptions } from '../src/options.js'
 
 /** A server with the production options for a log level, writing its log lines into `lines`. */
 async function serverLoggingTo (t: Test, logLevel: string, lines: string[]) {
@@ -28,4 +28,16 @@ t.test('request lines are written at debug and trace only; event lines always', 
     t.ok(messages.includes('an auth event'), `${level}: the route's own line`)
     t.notOk(lines.join('').includes('secret-token-text'), `${level}: no Authorization header`)
   }
+})
+
+t.test('pretty lines at a terminal, unless NODE_ENV=production; JSON lines everywhere else', async (t) => {
+  t.equal(prettyLogs(true, undefined), true)
+  t.equal(prettyLogs(true, 'development'), true)
+  t.equal(prettyLogs(true, 'production'), false)
+  t.equal(prettyLogs(false, undefined), false)
+  t.equal(prettyLogs(undefined, undefined), false, 'stdout piped or redirected')
+  const pretty = serverOptions({ logLevel: 'info' }, { pretty: true }).logger as { transport?: { target: string }, redact: unknown }
+  t.equal(pretty.transport?.target, 'pino-pretty')
+  t.ok(pretty.redact, 'redaction holds in pretty lines too')
+  t.equal((serverOptions({ logLevel: 'info' }).logger as { transport?: unknown }).transport, undefined)
 })

@@ -38,3 +38,18 @@ t.test('main returns the listening server on a good configuration', async (t) =>
   t.ok(server?.server.listening)
   await server?.close()
 })
+
+t.test('a worker of WEB_CONCURRENCY closes on SIGTERM only: SIGINT, sent by a terminal to every process, is its primary\'s', async (t) => {
+  const before = { SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }
+  const alone = await start(await testEnvironment(t, { PORT: '0' }), { inWorker: false })
+  t.same({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }, { SIGINT: before.SIGINT + 1, SIGTERM: before.SIGTERM + 1 }, 'alone: both close it')
+  await alone.close()
+  const worker = await start(await testEnvironment(t, { PORT: '0' }), { inWorker: true })
+  const sigint = process.listeners('SIGINT').slice(before.SIGINT)
+  t.equal(sigint.length, 1, 'a worker: one SIGINT listener')
+  sigint[0]!('SIGINT')
+  t.ok(worker.server.listening, 'that ignores it')
+  t.equal(process.listenerCount('SIGTERM'), before.SIGTERM + 1, 'and SIGTERM closes it gracefully')
+  await worker.close()
+  t.same({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }, before, 'closing removes them all')
+})
