@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { apiError } from '../src/errors.js'
-import { ErrorBody, Session } from '../src/schemas.js'
+import { ErrorBody, Session, bodyErrors } from '../src/schemas.js'
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -10,7 +10,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/auth/logout/all/', {
-    schema: { tags: ['sessions'], summary: 'Log out everywhere: revoke every session of the user', security: [{ bearerAuth: [] }], response: { 204: Type.Null(), 401: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['sessions'], summary: 'Log out everywhere: revoke every session of the user', security: [{ bearerAuth: [] }], response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
     const count = await sessions.revokeAll(request.user.user_id)
     request.log.info({ userId: request.user.user_id, sessions: count }, 'logged out everywhere')
@@ -33,7 +33,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/auth/sessions/:id', {
-    schema: { tags: ['sessions'], summary: 'Revoke one session', security: [{ bearerAuth: [] }], params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), 401: ErrorBody, 404: ErrorBody, 500: ErrorBody } }
+    schema: { tags: ['sessions'], summary: 'Revoke one session', security: [{ bearerAuth: [] }], params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), 401: ErrorBody, 404: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
     const { id } = request.params
     // Another user's session answers exactly as one that does not exist.

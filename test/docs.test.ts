@@ -1,6 +1,8 @@
 // The API description: OpenAPI 3.1 from the route schemas, and the reference page that renders it.
 import t from 'tap'
-import { build } from './helper.js'
+import Fastify from 'fastify'
+import { Type } from 'typebox'
+import { build, undocumentedAnswers } from './helper.js'
 
 interface Operation {
   summary?: string
@@ -70,4 +72,19 @@ t.test('/docs serves the reference page and its assets from the service itself',
   for (const asset of assets) {
     t.equal((await app.inject({ method: 'GET', url: new URL(asset, 'http://localhost/docs/').pathname })).statusCode, 200, `${asset} is served`)
   }
+})
+
+t.test('the suite checks every answer against its documented schema, and would catch a stray one', async (t) => {
+  const server = Fastify()
+  const mismatches = undocumentedAnswers(server)
+  // A status the schema does not document (hence the cast).
+  server.get('/teapot', { schema: { response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async (request, reply) => reply.code(418 as 200).send({ ok: true }))
+  server.get('/typed', { schema: { response: { 200: Type.Object({ at: Type.String({ format: 'date-time' }) }) } } }, async () => ({ at: 'yesterday' }))
+  server.get('/fine', { schema: { response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async () => ({ ok: true }))
+  server.get('/hidden', { schema: { hide: true } }, async () => 'anything')
+  for (const url of ['/teapot', '/typed', '/fine', '/hidden', '/unknown']) await server.inject({ method: 'GET', url })
+  t.same([...mismatches], [
+    'GET /teapot 418: a status the route does not document',
+    'GET /typed 200: {"at":"yesterday"}'
+  ])
 })

@@ -3,6 +3,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import postgres from 'postgres'
 import type { Test } from 'tap'
+import type { TSchema } from 'typebox'
+import { Value } from 'typebox/value'
 import app from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { serverOptions } from '../src/options.js'
@@ -38,10 +40,38 @@ export async function testEnvironment (t: Test, overrides: Record<string, string
   return environment
 }
 
+/**
+ * Checks every answer of the server against the schema its route documents for that status (what
+ * /openapi.json publishes): collects each status a route does not document, and each body that does not
+ * match. build() fails the test whose app answered any, so the whole suite doubles as a conformance test.
+ */
+export function undocumentedAnswers (server: FastifyInstance): Set<string> {
+  const mismatches = new Set<string>()
+  server.addHook('onSend', (request, reply, payload, done) => {
+    const schema = request.routeOptions.schema as { hide?: boolean, response?: Record<string, TSchema> } | undefined
+    // Unknown routes, and the hidden ones (/metrics, /docs, /openapi.json), document nothing.
+    if (schema === undefined || schema.hide === true || request.method === 'HEAD') return done()
+    const route = `${request.method} ${request.routeOptions.url} ${reply.statusCode}`
+    const documented = schema.response?.[String(reply.statusCode)]
+    if (documented === undefined) {
+      mismatches.add(`${route}: a status the route does not document`)
+    } else {
+      const body = payload === '' || payload === undefined || payload === null ? null : JSON.parse(String(payload))
+      if (!Value.Check(documented, body)) mismatches.add(`${route}: ${JSON.stringify(body).slice(0, 300)}`)
+    }
+    done()
+  })
+  return mismatches
+}
+
 /** The app with the production options, ready for inject(), closed when the test ends. */
 export async function build (t: Test, environment?: Record<string, string>): Promise<FastifyInstance> {
   const config = loadConfig(environment ?? await testEnvironment(t))
   const server = Fastify(serverOptions(config))
+  const undocumented = undocumentedAnswers(server)
+  t.teardown(() => {
+    if (undocumented.size > 0) throw new Error(`answers that do not match their documented schema:\n${[...undocumented].join('\n')}`)
+  })
   await server.register(fp(app), { config })
   await server.ready()
   // tap runs teardowns last-in first-out: the server closes before its database is dropped.

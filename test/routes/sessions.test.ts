@@ -107,3 +107,14 @@ t.test('session management', async (t) => {
     t.equal(response.statusCode, 400)
   })
 })
+
+t.test('a session id that is too long, and a body no route reads, are client errors in the documented shape', async (t) => {
+  const app = await build(t)
+  const { tokens } = await registerAndLogin(app)
+  const tooLong = await app.inject({ method: 'DELETE', url: `/auth/sessions/${'a'.repeat(70)}`, headers: bearer(tokens.access) })
+  t.equal(tooLong.statusCode, 400)
+  t.equal(tooLong.json().code, 'invalid_request')
+  const textBody = await app.inject({ method: 'POST', url: '/auth/logout/all/', headers: { ...bearer(tokens.access), 'content-type': 'text/plain' }, payload: 'hello' })
+  t.equal(textBody.statusCode, 415)
+  t.equal(textBody.json().code, 'unsupported_media_type')
+})
