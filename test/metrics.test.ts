@@ -85,3 +85,10 @@ t.test('METRICS_TOKEN protects /metrics with a Bearer token', async (t) => {
   t.equal(scraped.statusCode, 200)
   t.match(scraped.body, /^# HELP /m)
 })
+
+t.test('unknown paths make no label of their own', async (t) => {
+  const app = await build(t)
+  for (const path of ['/nothing-here', '/wp-admin', '/.env']) t.equal((await app.inject({ method: 'GET', url: path })).statusCode, 404)
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.notMatch(text, /nothing-here|wp-admin|\.env|status_code="404"/)
+})
