@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
@@ -106,27 +107,39 @@ type GuardCommands = Redis & {
   loginGuardCheck: (...args: Array<string | number>) => Promise<number>
 }
 
+/**
+ * The Redis keys of one account and client. The account is whatever name a client typed, so it is hashed:
+ * a name such as `victim:block` must never become another account's key.
+ */
+export function loginGuardKeys (prefix: string, account: string, client: string) {
+  const id = createHash('sha256').update(account).digest('base64url')
+  return {
+    pair: `${prefix}login-failures:pair:${client}:${id}`,
+    count: `${prefix}login-failures:count:${id}`,
+    wait: `${prefix}login-failures:wait:${id}`,
+    block: `${prefix}login-failures:block:${id}`
+  }
+}
+
 /** Counters shared by every instance through Redis; each key expires with its window. */
 export function redisLoginGuard (redis: Redis, limits: Limits, prefix: string): LoginGuard {
   const { loginFailuresPerClient: perClient, loginFailuresPerAccount: perAccount } = limits
   const commands = redis as GuardCommands
   commands.defineCommand('loginGuardFailed', { numberOfKeys: 4, lua: failedScript })
   commands.defineCommand('loginGuardCheck', { numberOfKeys: 2, lua: checkScript })
-  // A client is an IP address, which never holds a slash.
-  const pairKey = (account: string, client: string) => `${prefix}login-failures:${client}/${account}`
-  const accountKey = (account: string) => `${prefix}login-failures:${account}`
   return {
     async check (account, client) {
-      const waitMs = await commands.loginGuardCheck(pairKey(account, client), `${accountKey(account)}:block`, perClient.max)
+      const keys = loginGuardKeys(prefix, account, client)
+      const waitMs = await commands.loginGuardCheck(keys.pair, keys.block, perClient.max)
       if (waitMs > 0) throw throttled(waitMs)
     },
     async failed (account, client) {
-      const key = accountKey(account)
-      await commands.loginGuardFailed(pairKey(account, client), key, `${key}:wait`, `${key}:block`,
+      const keys = loginGuardKeys(prefix, account, client)
+      await commands.loginGuardFailed(keys.pair, keys.count, keys.wait, keys.block,
         perClient.window, perAccount.window, perAccount.max, accountWaits.first, accountWaits.longest)
     },
     async succeeded (account, client) {
-      await redis.del(pairKey(account, client))
+      await redis.del(loginGuardKeys(prefix, account, client).pair)
     }
   }
 }

@@ -53,7 +53,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(purge, { purgeInterval: config.purgeInterval })
-  if (config.redisUrl !== undefined) {
+  // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
+  if (config.redisUrl !== undefined && config.rateLimit) {
     // Commands fail at once while Redis is away (the throttle then lets requests through) instead of
     // queueing until it is back; ioredis keeps reconnecting meanwhile.
     const client = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, commandTimeout: 1000 })

@@ -24,8 +24,11 @@ export async function supervise (environment: Record<string, string | undefined>
   const listening = new Set<number>()
   let stopping = false
   let failed = false
+  // Counted here: cluster.workers drops a worker only once it has both exited and disconnected.
+  let alive = 0
 
   const fork = () => {
+    alive++
     const worker = cluster.fork()
     worker.once('listening', () => listening.add(worker.id))
   }
@@ -42,6 +45,7 @@ export async function supervise (environment: Record<string, string | undefined>
   process.on('SIGINT', () => stop('SIGINT'))
   return new Promise((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
+      alive--
       const listened = listening.delete(worker.id)
       if (!stopping && listened) {
         log.error({ pid: worker.process.pid, code, signal }, 'worker died: starting another')
@@ -53,8 +57,9 @@ export async function supervise (environment: Record<string, string | undefined>
         failed = true
         stop('a worker failed to start')
       }
-      if (code !== 0) failed = true
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
+      // A worker ended by a signal while stopping has not failed; one that exits 1 has (SHUTDOWN_TIMEOUT).
+      if (code !== 0 && code !== null) failed = true
+      if (alive === 0) resolve(failed ? 1 : 0)
     })
   })
 }

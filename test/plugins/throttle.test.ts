@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { loadConfig, type Limits } from '../../src/config.js'
-import { memoryLoginGuard, redisLoginGuard, type LoginGuard } from '../../plugins/throttle.js'
+import { loginGuardKeys, memoryLoginGuard, redisLoginGuard, type LoginGuard } from '../../plugins/throttle.js'
 import { redisUrl } from '../helper.js'
 
 const minute = 60_000
@@ -74,22 +74,22 @@ t.test('in Redis, the same counters, shared by every guard on it, each key expir
     'failures counted on either instance add up; the success on one reset the count for both')
   await t.resolves(one.check('ada', '10.0.0.2'), 'the same account from another client')
   await t.resolves(one.check('grace', '10.0.0.1'), 'another account from the same client')
-  const pairTtl = await redis.pttl(`${prefix}login-failures:10.0.0.1/ada`)
+  const pairTtl = await redis.pttl(loginGuardKeys(prefix, 'ada', '10.0.0.1').pair)
   t.ok(pairTtl > 15_000 && pairTtl <= 20_000, 'the pair\'s counter expires with its window')
 
   // 5 failures so far (the success cleared the pair, not the account): the 8th and each after it block.
   const waits: number[] = []
   for (let i = 0; i < 7; i++) {
     await two.failed('ada', `10.0.1.${i}`)
-    waits.push(await redis.pttl(`${prefix}login-failures:ada:block`))
+    waits.push(await redis.pttl(loginGuardKeys(prefix, 'ada', '').block))
   }
   t.same(waits.splice(0, 2), [-2, -2], 'no block before the 8th failure')
   t.ok(waits.every((wait, i) => wait > [1000, 2000, 4000, 8000, 16000][i]! - 500 && wait <= [1000, 2000, 4000, 8000, 16000][i]!),
     `waits double from 1 s: ${waits.join(', ')} ms`)
   await t.rejects(one.check('ada', '10.0.9.9'), { code: 'throttled', headers: { 'retry-after': '16' } }, 'from any client')
-  const accountTtl = await redis.pttl(`${prefix}login-failures:ada`)
+  const accountTtl = await redis.pttl(loginGuardKeys(prefix, 'ada', '').count)
   t.ok(accountTtl > 55_000 && accountTtl <= 60_000, 'the account\'s counter expires with its hour')
-  const waitTtl = await redis.pttl(`${prefix}login-failures:ada:wait`)
+  const waitTtl = await redis.pttl(loginGuardKeys(prefix, 'ada', '').wait)
   t.ok(waitTtl <= accountTtl && waitTtl > accountTtl - 1000, 'and so does its current wait')
 })
 
@@ -102,6 +102,27 @@ t.test('in Redis, waits stop doubling at 15 minutes', async (t) => {
   })
   const guard = redisLoginGuard(redis, { ...defaults, loginFailuresPerAccount: { max: 1, window: 60 * minute } }, prefix)
   for (let i = 0; i < 12; i++) await guard.failed('ada', `10.0.0.${i}`)
-  t.equal(await redis.get(`${prefix}login-failures:ada:wait`), String(15 * minute))
+  t.equal(await redis.get(loginGuardKeys(prefix, 'ada', '').wait), String(15 * minute))
   await t.rejects(guard.check('ada', '10.0.1.1'), { code: 'throttled', headers: { 'retry-after': '900' } })
+})
+
+t.test('names that look like keys are only names, on both stores: nobody locks out another account', async (t) => {
+  const redis = new Redis(redisUrl)
+  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  const limits: Limits = { ...defaults, loginFailuresPerClient: { max: 2, window: 60_000 }, loginFailuresPerAccount: { max: 2, window: 60_000 } }
+  for (const [store, guard] of [['memory', memoryLoginGuard(limits)], ['Redis', redisLoginGuard(redis, limits, prefix)]] as const) {
+    // Names an attacker might pick to land on the victim's keys, each failed twice.
+    for (const name of ['victim:block', 'victim:wait', 'victim:count', 'count:victim', 'block:victim', '10.0.0.1/victim', '10.0.0.1:victim', 'pair:10.0.0.1:victim']) {
+      await guard.failed(name, '192.0.2.66')
+      await guard.failed(name, '192.0.2.66')
+    }
+    await t.resolves(guard.check('victim', '10.0.0.1'), `${store}: the victim is not throttled`)
+    await t.resolves(guard.check('victim', '192.0.2.66'), `${store}: not even from the attacker's address`)
+    await t.rejects(guard.check('victim:block', '192.0.2.66'), { code: 'throttled' }, `${store}: the names themselves are counted`)
+  }
 })

@@ -100,6 +100,8 @@ t.test('a Redis outage lets requests through, logged, rather than refusing every
 
 t.test('an unreachable REDIS_URL stops the start with a clear error, at once', async (t) => {
   const started = Date.now()
-  await t.rejects(build(t, await testEnvironment(t, { REDIS_URL: 'redis://127.0.0.1:1' })), { message: /^REDIS_URL: cannot connect to Redis: connect ECONNREFUSED/ })
+  await t.rejects(build(t, await testEnvironment(t, { RATE_LIMIT: 'on', REDIS_URL: 'redis://127.0.0.1:1' })), { message: /^REDIS_URL: cannot connect to Redis: connect ECONNREFUSED/ })
   t.ok(Date.now() - started < 60_000, 'well before the 120 s plugin timeout')
+  const unthrottled = await build(t, await testEnvironment(t, { RATE_LIMIT: 'off', REDIS_URL: 'redis://127.0.0.1:1' }))
+  t.equal((await unthrottled.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'with RATE_LIMIT=off Redis is not needed')
 })
