@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import type { Test } from 'tap'
 import type { TSchema } from 'typebox'
@@ -12,6 +13,18 @@ import { serverOptions } from '../src/options.js'
 export const postgresUrl = process.env.DATABASE_URL
 /** The machine's Redis, which .ci/run starts when it is down. */
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A connection to the machine's Redis and a key prefix of the test's own; its keys go when the test ends. */
+export function testRedis (t: Test): { redis: Redis, prefix: string } {
+  const redis = new Redis(redisUrl)
+  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  return { redis, prefix }
+}
 
 /**
  * A fresh database of its own on the PostgreSQL server at baseUrl, dropped when the test ends,

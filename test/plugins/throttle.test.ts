@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { loadConfig, type Limits } from '../../src/config.js'
 import { loginGuardKeys, memoryLoginGuard, redisLoginGuard, type LoginGuard } from '../../plugins/throttle.js'
-import { redisUrl } from '../helper.js'
+import { testRedis } from '../helper.js'
 
 const minute = 60_000
 const defaults = loadConfig({}).limits
@@ -54,13 +52,7 @@ t.test('in memory, one account from every client: 100 failures an hour, then dou
 })
 
 t.test('in Redis, the same counters, shared by every guard on it, each key expiring with its window', async (t) => {
-  const redis = new Redis(redisUrl)
-  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
-  t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
-  })
+  const { redis, prefix } = testRedis(t)
   const limits: Limits = { ...defaults, loginFailuresPerClient: { max: 3, window: 20_000 }, loginFailuresPerAccount: { max: 8, window: 60_000 } }
   // Two guards on one Redis: two instances of the service.
   const [one, two] = [redisLoginGuard(redis, limits, prefix), redisLoginGuard(redis, limits, prefix)] as [LoginGuard, LoginGuard]
@@ -94,12 +86,7 @@ t.test('in Redis, the same counters, shared by every guard on it, each key expir
 })
 
 t.test('in Redis, waits stop doubling at 15 minutes', async (t) => {
-  const redis = new Redis(redisUrl)
-  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
-  t.teardown(async () => {
-    await redis.del(...await redis.keys(`${prefix}*`))
-    await redis.quit()
-  })
+  const { redis, prefix } = testRedis(t)
   const guard = redisLoginGuard(redis, { ...defaults, loginFailuresPerAccount: { max: 1, window: 60 * minute } }, prefix)
   for (let i = 0; i < 12; i++) await guard.failed('ada', `10.0.0.${i}`)
   t.equal(await redis.get(loginGuardKeys(prefix, 'ada', '').wait), String(15 * minute))
@@ -107,13 +94,7 @@ t.test('in Redis, waits stop doubling at 15 minutes', async (t) => {
 })
 
 t.test('names that look like keys are only names, on both stores: nobody locks out another account', async (t) => {
-  const redis = new Redis(redisUrl)
-  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
-  t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
-  })
+  const { redis, prefix } = testRedis(t)
   const limits: Limits = { ...defaults, loginFailuresPerClient: { max: 2, window: 60_000 }, loginFailuresPerAccount: { max: 2, window: 60_000 } }
   for (const [store, guard] of [['memory', memoryLoginGuard(limits)], ['Redis', redisLoginGuard(redis, limits, prefix)]] as const) {
     // Names an attacker might pick to land on the victim's keys, each failed twice.

@@ -1,11 +1,10 @@
 // With REDIS_URL, every throttle counter is shared by the instances on that Redis; without it, each
 // instance counts alone. The instances here are two apps, each with its own Redis connection.
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { build, capturedWithin, newUser, redisUrl, testEnvironment } from '../helper.js'
+import { build, capturedWithin, newUser, redisUrl, testEnvironment, testRedis } from '../helper.js'
 
 async function twoInstances (t: Test, overrides: Record<string, string>) {
   const environment = await testEnvironment(t, { RATE_LIMIT: 'on', ...overrides })
@@ -13,16 +12,7 @@ async function twoInstances (t: Test, overrides: Record<string, string>) {
 }
 
 /** A key prefix of this test's own, its keys deleted when it ends. */
-function redisPrefix (t: Test): string {
-  const prefix = `auth-test:${randomBytes(4).toString('hex')}:`
-  t.teardown(async () => {
-    const redis = new Redis(redisUrl)
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
-  })
-  return prefix
-}
+const redisPrefix = (t: Test) => testRedis(t).prefix
 
 const register = (app: Awaited<ReturnType<typeof build>>) =>
   app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })
@@ -40,8 +30,7 @@ t.test('with REDIS_URL, a per-client limit holds across two instances', async (t
   t.equal(onB.headers['x-ratelimit-limit'], '5', 'the configured limit')
   t.ok(Number(onB.headers['retry-after']) > 590, 'in a ten-minute window')
 
-  const redis = new Redis(redisUrl)
-  t.teardown(() => redis.quit())
+  const { redis } = testRedis(t)
   const keys = await redis.keys(`${prefix}*`)
   t.equal(keys.length, 1, `one counter: ${keys.join(', ')}`)
   t.ok(keys[0]!.startsWith(`${prefix}rate-limit:`) && keys[0]!.endsWith('register:127.0.0.1'), 'in Redis, under REDIS_KEY_PREFIX, for this client and route')
