@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
@@ -22,12 +22,24 @@ export interface ThrottleOptions {
   redisKeyPrefix: string
 }
 
-/** Failed logins per account, matched on its normalised name or email, so case variants count together. */
+/**
+ * Failed logins per account, matched on its normalised name or email, so case variants count together.
+ * An attempt counts as a failure from the moment it is reserved, so that parallel attempts cannot all pass
+ * before any of them is counted; it is given back once it turns out not to be one.
+ */
 export interface LoginGuard {
   /** Rejects with 429 while this account may not be tried from this client, or from anywhere. */
-  check: (account: string, client: string) => Promise<void>
-  failed: (account: string, client: string) => Promise<void>
-  succeeded: (account: string, client: string) => Promise<void>
+  reserve: (account: string, client: string) => Promise<LoginAttempt>
+}
+
+/** The end of a reserved attempt. Only the first call counts, so `release` can safely follow the others. */
+export interface LoginAttempt {
+  /** Keeps the failure counted. */
+  failed: () => Promise<void>
+  /** Gives the attempt back and clears the client's failures for this account. */
+  succeeded: () => Promise<void>
+  /** Gives the attempt back: the request failed for another reason, such as a busy hasher. */
+  release: () => Promise<void>
 }
 
 /** onRequest hooks limiting each client (by IP) on one kind of route; each keeps counters of its own. */
@@ -43,68 +55,85 @@ const throttled = (waitMs: number) => {
   return apiError(429, 'throttled', `Request was throttled. Expected available in ${seconds} seconds.`, { headers: { 'retry-after': String(seconds) } })
 }
 
+/**
+ * The wait before the next attempt, once an account has `failures` at or past its limit of `max`. It follows
+ * from the count alone, so an attempt given back takes its doubling back with it.
+ */
+const accountWait = (failures: number, max: number) => Math.min(accountWaits.first * 2 ** (failures - max), accountWaits.longest)
+
+/** An attempt's ends, of which only the first counts. */
+function endedOnce (steps: { succeeded: () => Promise<void>, release: () => Promise<void> }): LoginAttempt {
+  let open = true
+  const end = (step: () => Promise<void>) => async () => {
+    if (!open) return
+    open = false
+    await step()
+  }
+  return { failed: end(async () => {}), succeeded: end(steps.succeeded), release: end(steps.release) }
+}
+
 /** Counters of a fixed window each, kept in this process: bounded, so a flood of accounts evicts the oldest. */
 export function memoryLoginGuard (limits: Limits, now: () => number = Date.now): LoginGuard {
   const { loginFailuresPerClient: perClient, loginFailuresPerAccount: perAccount } = limits
   const pairs = new LruMap<{ count: number, windowEnds: number }>(100_000)
-  const accounts = new LruMap<{ count: number, windowEnds: number, wait: number, blockedUntil: number }>(100_000)
-  const pairKey = (account: string, client: string) => `${client}/${account}`
+  const accounts = new LruMap<{ count: number, windowEnds: number, blockedUntil: number }>(100_000)
   return {
-    async check (account, client) {
+    async reserve (account, client) {
       const time = now()
-      const pair = pairs.get(pairKey(account, client))
-      if (pair !== undefined && pair.windowEnds > time && pair.count >= perClient.max) throw throttled(pair.windowEnds - time)
-      const whole = accounts.get(account)
-      if (whole !== undefined && whole.blockedUntil > time) throw throttled(whole.blockedUntil - time)
-    },
-    async failed (account, client) {
-      const time = now()
-      const key = pairKey(account, client)
-      const pair = pairs.get(key)
-      if (pair === undefined || pair.windowEnds <= time) pairs.set(key, { count: 1, windowEnds: time + perClient.window })
-      else pair.count++
+      const pairKey = `${client}/${account}`
+      let pair = pairs.get(pairKey)
+      if (pair === undefined || pair.windowEnds <= time) pair = { count: 0, windowEnds: time + perClient.window }
+      if (pair.count >= perClient.max) throw throttled(pair.windowEnds - time)
       let whole = accounts.get(account)
-      if (whole === undefined || whole.windowEnds <= time) {
-        whole = { count: 0, windowEnds: time + perAccount.window, wait: 0, blockedUntil: 0 }
-        accounts.set(account, whole)
-      }
+      if (whole === undefined || whole.windowEnds <= time) whole = { count: 0, windowEnds: time + perAccount.window, blockedUntil: 0 }
+      if (whole.blockedUntil > time) throw throttled(whole.blockedUntil - time)
+      pairs.set(pairKey, pair)
+      accounts.set(account, whole)
+      pair.count++
       whole.count++
-      if (whole.count >= perAccount.max) {
-        whole.wait = Math.min(whole.wait === 0 ? accountWaits.first : 2 * whole.wait, accountWaits.longest)
-        whole.blockedUntil = time + whole.wait
+      // Past the account's limit the wait starts now, so that parallel attempts from other clients wait too.
+      const blockedUntil = whole.count >= perAccount.max ? time + accountWait(whole.count, perAccount.max) : 0
+      if (blockedUntil > 0) whole.blockedUntil = blockedUntil
+      // Counters are held, not looked up again: one whose window ended since is no longer in the map.
+      const giveBack = () => {
+        whole.count--
+        if (whole.blockedUntil === blockedUntil) whole.blockedUntil = 0
       }
-    },
-    async succeeded (account, client) {
-      pairs.delete(pairKey(account, client))
+      return endedOnce({
+        succeeded: async () => { pairs.delete(pairKey); giveBack() },
+        release: async () => { pair.count--; giveBack() }
+      })
     }
   }
 }
 
 // The same counters in Redis, one script per step so that instances racing on one account stay exact.
-// KEYS: the pair's count, the account's count, the account's current wait, the account's block.
-const failedScript = `
-local pair = redis.call('INCR', KEYS[1])
-if pair == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local count = redis.call('INCR', KEYS[2])
-if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-if count >= tonumber(ARGV[3]) then
-  local wait = tonumber(redis.call('GET', KEYS[3]))
-  if wait == nil then wait = tonumber(ARGV[4]) else wait = math.min(2 * wait, tonumber(ARGV[5])) end
-  redis.call('SET', KEYS[3], wait, 'PX', redis.call('PTTL', KEYS[2]))
-  redis.call('SET', KEYS[4], 1, 'PX', wait)
-end
-return count`
-// Answers the milliseconds to wait, 0 when allowed. KEYS: the pair's count, the account's block.
-const checkScript = `
+// KEYS: the pair's count, the account's count, the account's block, whose value names the attempt that set it.
+// Answers the milliseconds to wait, 0 when the attempt is reserved.
+const reserveScript = `
 local pair = tonumber(redis.call('GET', KEYS[1]))
 if pair ~= nil and pair >= tonumber(ARGV[1]) then return redis.call('PTTL', KEYS[1]) end
-local blocked = redis.call('PTTL', KEYS[2])
+local blocked = redis.call('PTTL', KEYS[3])
 if blocked > 0 then return blocked end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+local max = tonumber(ARGV[3])
+if count >= max then
+  local wait = math.min(tonumber(ARGV[5]) * 2 ^ (count - max), tonumber(ARGV[6]))
+  redis.call('SET', KEYS[3], ARGV[7], 'PX', wait)
+end
 return 0`
+// The same KEYS. ARGV: 'succeeded' or 'release', the attempt's id. A counter whose window ended stays gone.
+const giveBackScript = `
+if ARGV[1] == 'succeeded' then redis.call('DEL', KEYS[1])
+elseif redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
+if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end`
 
 type GuardCommands = Redis & {
-  loginGuardFailed: (...args: Array<string | number>) => Promise<number>
-  loginGuardCheck: (...args: Array<string | number>) => Promise<number>
+  loginGuardReserve: (...args: Array<string | number>) => Promise<number>
+  loginGuardGiveBack: (...args: Array<string | number>) => Promise<void>
 }
 
 /**
@@ -116,7 +145,6 @@ export function loginGuardKeys (prefix: string, account: string, client: string)
   return {
     pair: `${prefix}login-failures:pair:${client}:${id}`,
     count: `${prefix}login-failures:count:${id}`,
-    wait: `${prefix}login-failures:wait:${id}`,
     block: `${prefix}login-failures:block:${id}`
   }
 }
@@ -125,39 +153,43 @@ export function loginGuardKeys (prefix: string, account: string, client: string)
 export function redisLoginGuard (redis: Redis, limits: Limits, prefix: string): LoginGuard {
   const { loginFailuresPerClient: perClient, loginFailuresPerAccount: perAccount } = limits
   const commands = redis as GuardCommands
-  commands.defineCommand('loginGuardFailed', { numberOfKeys: 4, lua: failedScript })
-  commands.defineCommand('loginGuardCheck', { numberOfKeys: 2, lua: checkScript })
+  commands.defineCommand('loginGuardReserve', { numberOfKeys: 3, lua: reserveScript })
+  commands.defineCommand('loginGuardGiveBack', { numberOfKeys: 3, lua: giveBackScript })
   return {
-    async check (account, client) {
-      const keys = loginGuardKeys(prefix, account, client)
-      const waitMs = await commands.loginGuardCheck(keys.pair, keys.block, perClient.max)
+    async reserve (account, client) {
+      const { pair, count, block } = loginGuardKeys(prefix, account, client)
+      const id = randomUUID()
+      const waitMs = await commands.loginGuardReserve(pair, count, block, perClient.max, perClient.window,
+        perAccount.max, perAccount.window, accountWaits.first, accountWaits.longest, id)
       if (waitMs > 0) throw throttled(waitMs)
-    },
-    async failed (account, client) {
-      const keys = loginGuardKeys(prefix, account, client)
-      await commands.loginGuardFailed(keys.pair, keys.count, keys.wait, keys.block,
-        perClient.window, perAccount.window, perAccount.max, accountWaits.first, accountWaits.longest)
-    },
-    async succeeded (account, client) {
-      await redis.del(loginGuardKeys(prefix, account, client).pair)
+      return endedOnce({
+        succeeded: async () => { await commands.loginGuardGiveBack(pair, count, block, 'succeeded', id) },
+        release: async () => { await commands.loginGuardGiveBack(pair, count, block, 'release', id) }
+      })
     }
   }
 }
+
+const unguarded: LoginAttempt = { async failed () {}, async succeeded () {}, async release () {} }
 
 /** A guard whose store may fail: a Redis outage lets logins through (logged), rather than refusing everyone. */
 function failingOpen (guard: LoginGuard, log: (error: unknown) => void): LoginGuard {
-  const open = (step: keyof LoginGuard) => async (account: string, client: string) => {
-    try {
-      await guard[step](account, client)
-    } catch (error) {
-      if ((error as { code?: string }).code === 'throttled') throw error
-      log(error)
+  const logged = (step: () => Promise<void>) => async () => { await step().catch(log) }
+  return {
+    async reserve (account, client) {
+      try {
+        const attempt = await guard.reserve(account, client)
+        return { failed: attempt.failed, succeeded: logged(attempt.succeeded), release: logged(attempt.release) }
+      } catch (error) {
+        if ((error as { code?: string }).code === 'throttled') throw error
+        log(error)
+        return unguarded
+      }
     }
   }
-  return { check: open('check'), failed: open('failed'), succeeded: open('succeeded') }
 }
 
-const noGuard: LoginGuard = { async check () {}, async failed () {}, async succeeded () {} }
+const noGuard: LoginGuard = { reserve: async () => unguarded }
 
 declare module 'fastify' {
   interface FastifyInstance {

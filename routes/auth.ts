@@ -55,41 +55,44 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     const byEmail = identifier.includes('@')
     // Unknown accounts are counted too, so a throttled answer does not tell which accounts exist.
     const account = byEmail ? emailKey(identifier) : usernameKey(identifier)
-    try {
-      await failedLogins.check(account, request.ip)
-    } catch (error) {
+    const attempt = await failedLogins.reserve(account, request.ip).catch((error: unknown) => {
       logins.inc({ outcome: 'throttled' })
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       request.log.warn({ account, client: request.ip }, 'login throttled: too many failures')
       throw error
+    })
+    try {
+      // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
+      const [user] = identifier.includes('\0') ? [] : await db
+        .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
+        .from(users)
+        .where(byEmail ? eq(users.emailKey, account) : eq(users.usernameKey, account))
+      if (user === undefined) {
+        // Spend the time a real verify takes, so timing does not tell which accounts exist.
+        await password.verifyDummy(plaintext)
+        await attempt.failed()
+        logins.inc({ outcome: 'bad_credentials' })
+        request.log.info('login failed: unknown account')
+        throw invalidCredentials()
+      }
+      if (!await password.verify(user.passwordHash, plaintext)) {
+        await attempt.failed()
+        logins.inc({ outcome: 'bad_credentials' })
+        request.log.info({ userId: user.id }, 'login failed: wrong password')
+        throw invalidCredentials()
+      }
+      await attempt.succeeded()
+      if (password.needsRehash(user.passwordHash)) {
+        await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
+      }
+      const pair = await sessions.start(user, { userAgent: request.headers['user-agent'], ip: request.ip })
+      logins.inc({ outcome: 'success' })
+      request.log.info({ userId: user.id, sessionId: fastify.jwt.decode<TokenClaims>(pair.access)!.sid }, 'login succeeded')
+      return pair
+    } finally {
+      // Gives back an attempt that ended in neither outcome, such as a busy hasher or a database error.
+      await attempt.release()
     }
-    // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
-    const [user] = identifier.includes('\0') ? [] : await db
-      .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
-      .from(users)
-      .where(byEmail ? eq(users.emailKey, account) : eq(users.usernameKey, account))
-    if (user === undefined) {
-      // Spend the time a real verify takes, so timing does not tell which accounts exist.
-      await password.verifyDummy(plaintext)
-      await failedLogins.failed(account, request.ip)
-      logins.inc({ outcome: 'bad_credentials' })
-      request.log.info('login failed: unknown account')
-      throw invalidCredentials()
-    }
-    if (!await password.verify(user.passwordHash, plaintext)) {
-      await failedLogins.failed(account, request.ip)
-      logins.inc({ outcome: 'bad_credentials' })
-      request.log.info({ userId: user.id }, 'login failed: wrong password')
-      throw invalidCredentials()
-    }
-    await failedLogins.succeeded(account, request.ip)
-    if (password.needsRehash(user.passwordHash)) {
-      await db.update(users).set({ passwordHash: await password.hash(plaintext) }).where(eq(users.id, user.id))
-    }
-    const pair = await sessions.start(user, { userAgent: request.headers['user-agent'], ip: request.ip })
-    logins.inc({ outcome: 'success' })
-    request.log.info({ userId: user.id, sessionId: fastify.jwt.decode<TokenClaims>(pair.access)!.sid }, 'login succeeded')
-    return pair
   })
 }
 

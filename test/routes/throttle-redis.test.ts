@@ -49,6 +49,24 @@ t.test('with REDIS_URL, failed logins of one account count across two instances'
   t.ok(Number(throttled.headers['retry-after']) > 890, 'until the 15 minutes are over')
 })
 
+t.test('with REDIS_URL, parallel wrong passwords on two instances: exactly the limits are checked', async (t) => {
+  // A queue long enough that no guess is turned away for want of a hashing slot.
+  const [a, b] = await twoInstances(t, {
+    REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix(t), HASH_QUEUE: '100', TRUST_PROXY: '127.0.0.1', LOGIN_FAILURES_PER_ACCOUNT: '20/1h'
+  })
+  const guesses = async (client: (i: number) => string) => {
+    const user = newUser()
+    t.equal((await a.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).inject({
+      method: 'POST', url: '/auth/login/', payload: { username: user.username, password: 'wrong' }, headers: { 'x-forwarded-for': client(i) }
+    })))
+    const statuses = answers.map((answer) => answer.statusCode === 429 ? answer.json().code : answer.statusCode)
+    return { failed: statuses.filter((status) => status === 401).length, throttled: statuses.filter((status) => status === 'throttled').length }
+  }
+  t.same(await guesses(() => '203.0.113.1'), { failed: 10, throttled: 20 }, 'from one client: the 10 of LOGIN_FAILURES_PER_CLIENT')
+  t.same(await guesses((i) => `198.51.100.${i}`), { failed: 20, throttled: 10 }, 'from 30 clients: the 20 of LOGIN_FAILURES_PER_ACCOUNT')
+})
+
 t.test('without REDIS_URL, each instance counts alone', async (t) => {
   const [a, b] = await twoInstances(t, { RATE_LIMIT_REGISTER: '5/10m' })
   for (let i = 0; i < 5; i++) await register(a)

@@ -76,3 +76,31 @@ t.test('failed logins per account and client: 429 from the 11th, other clients u
   t.equal((await login(body.username, body.password, '203.0.113.6')).statusCode, 200, 'the owner on another client logs in')
   t.equal((await login('nobody-at-all', 'x', '203.0.113.5')).statusCode, 401, 'other accounts from that client are not blocked')
 })
+
+t.test('parallel wrong passwords from one client: exactly 10 are checked, the rest wait', async (t) => {
+  // A queue long enough that no guess is turned away for want of a hashing slot.
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', HASH_QUEUE: '100' }))
+  const { body } = await registerAndLogin(app)
+  const guesses = await Promise.all(Array.from({ length: 30 }, () =>
+    app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: 'wrong password' } })))
+  const statuses = guesses.map((answer) => answer.statusCode)
+  t.equal(statuses.filter((status) => status === 401).length, 10, 'the 10 failures a client may make')
+  t.equal(statuses.filter((status) => status === 429).length, 20, `the rest throttled: ${statuses.join(' ')}`)
+  t.match(guesses.find((answer) => answer.statusCode === 429)!.json(), { code: 'throttled' })
+})
+
+t.test('a login turned away by the busy hasher, or a success, gives its attempt back', async (t) => {
+  // One hash at a time and no queue: parallel logins find the hasher busy.
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', HASH_CONCURRENCY: '1', HASH_QUEUE: '0' }))
+  const { body } = await registerAndLogin(app)
+  const login = (password: string) => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password } })
+
+  const statuses = (await Promise.all(Array.from({ length: 10 }, () => login('wrong password')))).map((answer) => answer.statusCode)
+  const failures = statuses.filter((status) => status === 401).length
+  t.ok(statuses.includes(503), `some found the hasher busy: ${statuses.join(' ')}`)
+  t.same(statuses.filter((status) => status !== 401 && status !== 503), [], 'the others failed')
+  for (let i = failures; i < 9; i++) t.equal((await login('wrong password')).statusCode, 401)
+  t.equal((await login(body.password)).statusCode, 200, 'only the failures counted: the 10th attempt is the owner\'s')
+  for (let i = 0; i < 10; i++) t.equal((await login('wrong password')).statusCode, 401)
+  t.equal((await login('wrong password')).statusCode, 429, 'the success cleared the count, and took nothing')
+})
