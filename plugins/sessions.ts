@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, desc, eq, gt, inArray, isNull, ne, type SQL } from 'drizzle-orm'
 import fp from 'fastify-plugin'
-import type { Database } from '../src/db/connect.js'
+import { prepared, type Database } from '../src/db/connect.js'
 import { sessions, tokens, users } from '../src/db/schema.js'
 import { tokenError } from '../src/errors.js'
 import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
@@ -79,14 +79,14 @@ export default fp<SessionOptions>(async (fastify, options) => {
    * the locks are held: every refresh, logout and revocation of a session is serialised on it.
    */
   async function lockRefreshToken (tx: Database, refreshToken: string, claims: TokenClaims) {
-    const [session] = await tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt })
-      .from(sessions).where(eq(sessions.id, claims.sid)).for('update')
-    const [row] = await tx
+    const [session] = await prepared(tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt })
+      .from(sessions).where(eq(sessions.id, claims.sid)).for('update'))
+    const [row] = await prepared(tx
       .select({ tokenHash: tokens.tokenHash, revokedAt: tokens.revokedAt, replacedBy: tokens.replacedBy, username: users.username })
       .from(tokens)
       .innerJoin(users, eq(users.id, tokens.userId))
       .where(and(eq(tokens.jti, claims.jti), eq(tokens.sessionId, claims.sid)))
-      .for('update', { of: tokens })
+      .for('update', { of: tokens }))
     if (session === undefined || row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
     if (session.revokedAt !== null) throw revokedError()
     return { ...row, sessionCreatedAt: session.createdAt }
@@ -111,7 +111,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
         userAgent: client.userAgent?.slice(0, 512),
         ip: client.ip
       }).returning({ id: sessions.id }))
-      await db.with(session).insert(tokens).values([access.row, refresh.row])
+      await prepared(db.with(session).insert(tokens).values([access.row, refresh.row]))
       return toPair(access, refresh)
     },
 
@@ -129,9 +129,9 @@ export default fp<SessionOptions>(async (fastify, options) => {
           const refresh = signer.signRefresh(user, claims.sid, notAfter)
           const access = signer.signAccess(user, claims.sid)
           // The grace window counts from this moment, not from the whole second of the new token's iat.
-          await tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti))
-          await tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid))
-          await tx.insert(tokens).values([access.row, refresh.row])
+          await prepared(tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti)))
+          await prepared(tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid)))
+          await prepared(tx.insert(tokens).values([access.row, refresh.row]))
           return { pair: toPair(access, refresh) }
         }
         if (row.revokedAt === null) return rotate(claims.jti)

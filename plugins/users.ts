@@ -2,13 +2,10 @@ import { eq, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
 import { users } from '../src/db/schema.js'
+import { toUser } from '../src/schemas.js'
 
-export interface Profile {
-  id: number
-  username: string
-  email: string
-  createdAt: Date
-}
+/** What GET /auth/me/ answers. */
+export type Profile = ReturnType<typeof toUser>
 
 export interface UserOptions {
   /** How many profiles are kept in memory. */
@@ -44,8 +41,11 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       const cached = profiles.get(id)
       if (cached !== undefined) return cached
       const [row] = await byId.execute({ id })
-      if (row !== undefined) profiles.set(id, row)
-      return row
+      if (row === undefined) return undefined
+      // Kept as answered, so that a request served from memory builds nothing.
+      const profile = toUser(row)
+      profiles.set(id, profile)
+      return profile
     }
   } satisfies Users)
 }, { name: 'users', dependencies: ['db'] })

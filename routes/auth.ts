@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { eq } from 'drizzle-orm'
 import type { TokenClaims } from '../plugins/tokens.js'
+import { prepared } from '../src/db/connect.js'
 import { uniqueViolation } from '../src/db/errors.js'
 import { users } from '../src/db/schema.js'
 import { apiError, fieldErrors } from '../src/errors.js'
@@ -27,13 +28,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
       const passwordHash = await password.hash(body.password)
       try {
-        const [user] = await db.insert(users).values({
+        const [user] = await prepared(db.insert(users).values({
           username: body.username.normalize('NFKC'),
           usernameKey: usernameKey(body.username),
           email: normaliseEmail(body.email),
           emailKey: emailKey(body.email),
           passwordHash
-        }).returning()
+        }).returning())
         registrations.inc()
         request.log.info({ userId: user!.id }, 'user registered')
         return reply.code(201).send(toUser(user!))
@@ -63,10 +64,10 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     })
     try {
       // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
-      const [user] = identifier.includes('\0') ? [] : await db
+      const [user] = identifier.includes('\0') ? [] : await prepared(db
         .select({ id: users.id, username: users.username, passwordHash: users.passwordHash })
         .from(users)
-        .where(byEmail ? eq(users.emailKey, account) : eq(users.usernameKey, account))
+        .where(byEmail ? eq(users.emailKey, account) : eq(users.usernameKey, account)))
       if (user === undefined) {
         // Spend the time a real verify takes, so timing does not tell which accounts exist.
         await password.verifyDummy(plaintext)

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { tokenError } from '../src/errors.js'
-import { ErrorBody, User, toUser } from '../src/schemas.js'
+import { ErrorBody, User } from '../src/schemas.js'
 
 const me: FastifyPluginAsyncTypebox = async (fastify) => {
   const { users } = fastify
@@ -11,7 +11,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const user = await users.profile(request.user.user_id)
     if (user === undefined) throw tokenError('token_invalid', 'User not found')
-    return toUser(user)
+    return user
   })
 }
 

@@ -27,6 +27,13 @@ t.test('--smoke on PGlite runs every scenario but refresh, with zero errors', as
   checkReport(t, report, common)
 })
 
+t.test('--only runs the scenarios whose name contains it', async (t) => {
+  const report = await runBench({ mode: 'smoke', only: 'register' })
+  t.same(report.rows.map((row) => row.scenario), ['POST /auth/register/, new users'])
+  t.equal(report.rows[0]!.errors, 0)
+  t.ok(report.rows[0]!.rate > 0 && report.rows[0]!.ceilingRate > 0)
+})
+
 t.test('--smoke on PostgreSQL adds refresh against its raw SQL ceiling', { skip: postgresUrl === undefined && 'runs when DATABASE_URL names a PostgreSQL server' }, async (t) => {
   const lines: string[] = []
   const report = await runBench({ mode: 'smoke', databaseUrl: postgresUrl, log: (line) => lines.push(line) })

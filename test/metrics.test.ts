@@ -1,5 +1,6 @@
 // GET /metrics: Prometheus text with request durations, the auth events and the process metrics.
 import t from 'tap'
+import { requestDurations } from '../plugins/metrics.js'
 import { bearer, build, newUser, registerAndLogin, testEnvironment } from './helper.js'
 
 /** The value of one sample, such as `auth_logins_total{outcome="success"}`; undefined when absent. */
@@ -91,4 +92,27 @@ t.test('unknown paths make no label of their own', async (t) => {
   for (const path of ['/nothing-here', '/wp-admin', '/.env']) t.equal((await app.inject({ method: 'GET', url: path })).statusCode, 404)
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.notMatch(text, /nothing-here|wp-admin|\.env|status_code="404"/)
+})
+
+t.test('the duration histogram counts each observation in its bucket, cumulatively, per label set', async (t) => {
+  const durations = requestDurations([0.01, 0.1])
+  durations.observe('GET', '/auth/me/', 200, 0.005)
+  durations.observe('GET', '/auth/me/', 200, 0.01)
+  durations.observe('GET', '/auth/me/', 200, 0.05)
+  durations.observe('GET', '/auth/me/', 200, 3)
+  durations.observe('GET', '/auth/me/', 401, 0.2)
+  const labels = { method: 'GET', route: '/auth/me/', status_code: '200' }
+  const { values } = durations.metric.get()
+  t.same(values.slice(0, 3), [
+    { metricName: 'http_request_duration_seconds_bucket', labels: { le: 0.01, ...labels }, value: 2 },
+    { metricName: 'http_request_duration_seconds_bucket', labels: { le: 0.1, ...labels }, value: 3 },
+    { metricName: 'http_request_duration_seconds_bucket', labels: { le: '+Inf', ...labels }, value: 4 }
+  ])
+  t.match(values[3], { metricName: 'http_request_duration_seconds_sum', labels })
+  t.ok(Math.abs(values[3]!.value - 3.065) < 1e-9, 'the sum of the observations')
+  t.same(values[4], { metricName: 'http_request_duration_seconds_count', labels, value: 4 })
+  t.equal(values.length, 10, 'five values per label set')
+  t.same(values.at(-1), { metricName: 'http_request_duration_seconds_count', labels: { ...labels, status_code: '401' }, value: 1 })
+  durations.metric.reset()
+  t.same(durations.metric.get().values, [])
 })

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { prettyLogs, serverOptions } from '../src/options.js'
+import { LazyRequestLogger, prettyLogs, serverOptions } from '../src/options.js'
 
 /** A server with the production options for a log level, writing its log lines into `lines`. */
 async function serverLoggingTo (t: Test, logLevel: string, lines: string[]) {
@@ -40,4 +40,29 @@ t.test('pretty lines at a terminal, unless NODE_ENV=production; JSON lines every
   t.equal(pretty.transport?.target, 'pino-pretty')
   t.ok(pretty.redact, 'redaction holds in pretty lines too')
   t.equal((serverOptions({ logLevel: 'info' }).logger as { transport?: unknown }).transport, undefined)
+})
+
+t.test('a request logger becomes a pino child on its first line, with the request id and redaction', async (t) => {
+  const lines: string[] = []
+  const server = await serverLoggingTo(t, 'trace', lines)
+  const parent = server.log
+  let children = 0
+  const counting = Object.create(parent, { child: { value: (...args: Parameters<typeof parent.child>) => { children++; return parent.child(...args) } } })
+  const log = new LazyRequestLogger(counting, { reqId: 'req-7' }, {})
+  t.equal(children, 0, 'nothing built before a line is logged')
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const) log[level]({ body: { password: 'hunter2' } }, `a ${level} line`)
+  log.silent()
+  t.equal(children, 1, 'one child, built once')
+  const written = lines.map((line) => JSON.parse(line))
+  t.same(written.map((line) => line.msg), ['a fatal line', 'a error line', 'a warn line', 'a info line', 'a debug line', 'a trace line'])
+  t.ok(written.every((line) => line.reqId === 'req-7' && line.body.password === '[redacted]'))
+
+  log.level = 'warn'
+  t.equal(log.level, 'warn')
+  log.info('not written')
+  log.child({ userId: 1 }).warn('from a child of the request logger')
+  t.equal(JSON.parse(lines.at(-1)!).msg, 'from a child of the request logger')
+  t.equal(JSON.parse(lines.at(-1)!).reqId, 'req-7')
+  t.equal(JSON.parse(lines.at(-1)!).userId, 1)
+  t.equal(lines.length, 7)
 })

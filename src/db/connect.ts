@@ -39,3 +39,13 @@ export async function openDatabase (options: DatabaseOptions): Promise<DatabaseC
   return openPostgres(options.databaseUrl, options.databasePoolSize)
 }
 /* c8 ignore stop */
+
+/**
+ * Runs a query as a prepared statement. drizzle sends other queries unprepared, and postgres.js then
+ * describes each one with parameters first: two round trips, and a parse and plan every time.
+ * postgres.js keeps prepared statements per connection, keyed by their text, so a query built anew in
+ * each transaction is parsed once per connection and then costs one round trip. The name is unused.
+ */
+export function prepared<T> (query: { prepare: (name: string) => { execute: () => Promise<T> } }): Promise<T> {
+  return query.prepare('').execute()
+}
