@@ -38,7 +38,7 @@ t.test('defaults', async (t) => {
     jwtAudience: 'api',
     logLevel: 'info',
     shutdownTimeout: 10,
-    hashConcurrency: 2 * availableParallelism(),
+    hashConcurrency: availableParallelism(),
     hashQueue: 8 * availableParallelism(),
     hsts: false,
     corsOrigins: [],

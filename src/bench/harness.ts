@@ -71,10 +71,10 @@ export interface Report {
   pass: boolean
 }
 
-// The service computes HASH_CONCURRENCY hashes at once (two per core by default), with a queue
+// The service computes HASH_CONCURRENCY hashes at once (one per core by default), with a queue
 // behind them: twice as many connections keep every slot busy while the others do their database
 // work. The argon2 ceilings run exactly HASH_CONCURRENCY hashes in flight.
-const hashSlots = 2 * cpus().length
+const hashSlots = cpus().length
 const connections = { http: 10, hashing: 2 * hashSlots }
 const password = 'correct horse battery staple'
 const here = new URL('.', import.meta.url)
