@@ -235,9 +235,11 @@ export default fp<TokenOptions>(async (fastify, options) => {
         headers: { 'www-authenticate': 'Bearer realm="api"' }
       }))
     }
-    const [scheme, token, ...rest] = header.split(' ')
-    // As long as a refresh body may be; a longer one is refused before it is parsed.
-    if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0 || token.length > 8192) return done(invalidToken())
+    // `Bearer <token>`, the scheme in any case, one space; the token as long as a refresh body may be, a
+    // longer one refused before it is parsed.
+    const space = header.indexOf(' ')
+    const token = header.slice(space + 1)
+    if (space !== 6 || header.slice(0, 6).toLowerCase() !== 'bearer' || token === '' || token.includes(' ') || token.length > 8192) return done(invalidToken())
     try {
       request.user = verifyAccess(token)
     } catch (error) {

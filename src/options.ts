@@ -8,13 +8,17 @@ import type { Bindings, ChildLoggerOptions, Level } from 'pino'
  */
 export class LazyRequestLogger {
   #child: FastifyBaseLogger | undefined
-  readonly #create: () => FastifyBaseLogger
+  readonly #parent: FastifyBaseLogger
+  readonly #bindings: Bindings
+  readonly #options: ChildLoggerOptions
 
   constructor (parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions) {
-    this.#create = () => parent.child(bindings, options)
+    this.#parent = parent
+    this.#bindings = bindings
+    this.#options = options
   }
 
-  get #logger (): FastifyBaseLogger { return this.#child ??= this.#create() }
+  get #logger (): FastifyBaseLogger { return this.#child ??= this.#parent.child(this.#bindings, this.#options) }
   #log (level: Level, args: unknown[]) { (this.#logger[level] as (...args: unknown[]) => void)(...args) }
   get level () { return this.#logger.level }
   set level (level: string) { this.#logger.level = level }
