@@ -112,8 +112,9 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   const durations = requestDurations([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
   registry.registerMetric(durations.metric as unknown as Metric)
   fastify.addHook('onRoute', (route) => {
+    const { url } = route
     const observe: onResponseHookHandler = (request, reply, done) => {
-      durations.observe(request.method, route.url, reply.statusCode, reply.elapsedTime / 1000)
+      durations.observe(request.method, url, reply.statusCode, reply.elapsedTime / 1000)
       done()
     }
     route.onResponse = [...[route.onResponse ?? []].flat(), observe]

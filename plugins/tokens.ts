@@ -239,7 +239,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
     // longer one refused before it is parsed.
     const space = header.indexOf(' ')
     const token = header.slice(space + 1)
-    if (space !== 6 || header.slice(0, 6).toLowerCase() !== 'bearer' || token === '' || token.includes(' ') || token.length > 8192) return done(invalidToken())
+    if (space !== 6 || header.slice(0, 6).toLowerCase() !== 'bearer' || token === '' || token.length > 8192 || token.includes(' ')) return done(invalidToken())
     try {
       request.user = verifyAccess(token)
     } catch (error) {

@@ -5,7 +5,7 @@ import { users } from '../src/db/schema.js'
 import { toUser } from '../src/schemas.js'
 
 /** What GET /auth/me/ answers. */
-export type Profile = ReturnType<typeof toUser>
+export type Profile = Readonly<ReturnType<typeof toUser>>
 
 export interface UserOptions {
   /** How many profiles are kept in memory. */
@@ -42,8 +42,8 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       if (cached !== undefined) return cached
       const [row] = await byId.execute({ id })
       if (row === undefined) return undefined
-      // Kept as answered, so that a request served from memory builds nothing.
-      const profile = toUser(row)
+      // Kept as answered, so that a request served from memory builds nothing; frozen, as every such request shares it.
+      const profile = Object.freeze(toUser(row))
       profiles.set(id, profile)
       return profile
     }

@@ -1,7 +1,5 @@
 import { STATUS_CODES } from 'node:http'
 import cors from '@fastify/cors'
-import redis from '@fastify/redis'
-import { Redis } from 'ioredis'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import db from '../plugins/db.js'
@@ -9,6 +7,7 @@ import docs from '../plugins/docs.js'
 import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
 import purge from '../plugins/purge.js'
+import redis from '../plugins/redis.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
 import throttle from '../plugins/throttle.js'
@@ -54,24 +53,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(purge, { purgeInterval: config.purgeInterval })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
-  if (config.redisUrl !== undefined && config.rateLimit) {
-    // Commands fail at once while Redis is away (the throttle then lets requests through) instead of
-    // queueing until it is back; ioredis keeps reconnecting meanwhile.
-    const client = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, commandTimeout: 1000 })
-    let connectionError: Error | undefined
-    client.on('error', (error: Error) => {
-      connectionError = error
-      fastify.log.warn({ err: error }, 'redis connection error')
-    })
-    // At start an unreachable Redis is a mistake to report, not an outage to ride out.
-    await client.connect().catch(() => {
-      client.disconnect()
-      throw new Error(`REDIS_URL: cannot connect to Redis: ${connectionError?.message}`)
-    })
-    await fastify.register(redis, { client })
-    // quit() needs a live connection; without one, disconnect() stops the reconnecting.
-    fastify.addHook('onClose', async () => { await (client.status === 'ready' ? client.quit() : client.disconnect()) })
-  }
+  if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
   await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix })
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.

@@ -1,5 +1,5 @@
 import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions } from 'fastify'
-import type { Bindings, ChildLoggerOptions, Level } from 'pino'
+import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino'
 
 /**
  * A request's logger that becomes a pino child only once something is logged. Most requests log
@@ -7,7 +7,7 @@ import type { Bindings, ChildLoggerOptions, Level } from 'pino'
  * fastest route several points of its throughput (npm run bench).
  */
 export class LazyRequestLogger {
-  #child: FastifyBaseLogger | undefined
+  #child: Logger | undefined
   readonly #parent: FastifyBaseLogger
   readonly #bindings: Bindings
   readonly #options: ChildLoggerOptions
@@ -18,7 +18,8 @@ export class LazyRequestLogger {
     this.#options = options
   }
 
-  get #logger (): FastifyBaseLogger { return this.#child ??= this.#parent.child(this.#bindings, this.#options) }
+  // Fastify's parent is pino's, so its children are too.
+  get #logger (): Logger { return this.#child ??= this.#parent.child(this.#bindings, this.#options) as Logger }
   #log (level: Level, args: unknown[]) { (this.#logger[level] as (...args: unknown[]) => void)(...args) }
   get level () { return this.#logger.level }
   set level (level: string) { this.#logger.level = level }
@@ -29,6 +30,8 @@ export class LazyRequestLogger {
   debug (...args: unknown[]) { this.#log('debug', args) }
   trace (...args: unknown[]) { this.#log('trace', args) }
   silent () {}
+  isLevelEnabled (level: string) { return this.#logger.isLevelEnabled(level) }
+  bindings () { return this.#logger.bindings() }
   child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger { return this.#logger.child(bindings, options) }
 }
 

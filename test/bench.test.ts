@@ -32,6 +32,7 @@ t.test('--only runs the scenarios whose name contains it', async (t) => {
   t.same(report.rows.map((row) => row.scenario), ['POST /auth/register/, new users'])
   t.equal(report.rows[0]!.errors, 0)
   t.ok(report.rows[0]!.rate > 0 && report.rows[0]!.ceilingRate > 0)
+  await t.rejects(runBench({ mode: 'smoke', only: 'no such scenario' }), /no scenario's name contains it/)
 })
 
 t.test('--smoke on PostgreSQL adds refresh against its raw SQL ceiling', { skip: postgresUrl === undefined && 'runs when DATABASE_URL names a PostgreSQL server' }, async (t) => {

@@ -57,8 +57,11 @@ t.test('a request logger becomes a pino child on its first line, with the reques
   t.same(written.map((line) => line.msg), ['a fatal line', 'a error line', 'a warn line', 'a info line', 'a debug line', 'a trace line'])
   t.ok(written.every((line) => line.reqId === 'req-7' && line.body.password === '[redacted]'))
 
+  t.same(log.bindings(), { reqId: 'req-7' })
   log.level = 'warn'
   t.equal(log.level, 'warn')
+  t.equal(log.isLevelEnabled('info'), false)
+  t.equal(log.isLevelEnabled('warn'), true)
   log.info('not written')
   log.child({ userId: 1 }).warn('from a child of the request logger')
   t.equal(JSON.parse(lines.at(-1)!).msg, 'from a child of the request logger')

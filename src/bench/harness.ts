@@ -325,7 +325,9 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {} }: Ben
 
     const rows: Row[] = []
     let eventLoopDelayP99 = 0
-    for (const scenario of scenarios.filter((candidate) => only === undefined || candidate.name.includes(only))) {
+    const chosen = scenarios.filter((candidate) => only === undefined || candidate.name.includes(only))
+    if (chosen.length === 0) throw new Error(`--only ${only}: no scenario's name contains it`)
+    for (const scenario of chosen) {
       log(`${scenario.name}: warming up`)
       const warm = await scenario.target()
       await cannon(api(warm.path), warm.load, plan.warmup)

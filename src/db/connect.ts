@@ -45,6 +45,8 @@ export async function openDatabase (options: DatabaseOptions): Promise<DatabaseC
  * describes each one with parameters first: two round trips, and a parse and plan every time.
  * postgres.js keeps prepared statements per connection, keyed by their text, so a query built anew in
  * each transaction is parsed once per connection and then costs one round trip. The name is unused.
+ * Only for SQL of a fixed shape: a list of varying length (inArray) would leave a statement per length on
+ * every connection. A pooler that cannot hold prepared statements needs `?prepare=false` in DATABASE_URL.
  */
 export function prepared<T> (query: { prepare: (name: string) => { execute: () => Promise<T> } }): Promise<T> {
   return query.prepare('').execute()

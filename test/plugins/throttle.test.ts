@@ -156,3 +156,19 @@ t.test('parallel attempts, on both stores: each is counted as it starts, and giv
       `${store}: the successes gave their attempts back: the 10th failure waits 1 s, not more`)
   }
 })
+
+t.test('an attempt given back after its window ended leaves the next window alone, on both stores', async (t) => {
+  const { redis, prefix } = testRedis(t)
+  const limits: Limits = { ...defaults, loginFailuresPerClient: { max: 2, window: 300 }, loginFailuresPerAccount: { max: 2, window: 300 } }
+  for (const [store, guard] of [['memory', memoryLoginGuard(limits)], ['Redis', redisLoginGuard(redis, limits, prefix)]] as const) {
+    const late = await guard.reserve('ada', '10.0.0.1')
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    const [one, two] = [await guard.reserve('ada', '10.0.0.1'), await guard.reserve('ada', '10.0.0.1')]
+    await late.release()
+    await late.succeeded()
+    await t.rejects(guard.reserve('ada', '10.0.0.1'), { code: 'throttled' }, `${store}: the new window still holds its two attempts`)
+    await one.failed()
+    await two.release()
+    await t.resolves(guard.reserve('ada', '10.0.0.1'), `${store}: and gives back its own`)
+  }
+})
