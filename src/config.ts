@@ -193,7 +193,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     logLevel: env.LOG_LEVEL,
     shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT),
     hashConcurrency: env.HASH_CONCURRENCY,
-    hashQueue: env.HASH_QUEUE ?? 8 * env.HASH_CONCURRENCY,
+    hashQueue: env.HASH_QUEUE ?? 16 * env.HASH_CONCURRENCY,
     hsts: env.HSTS === 'on',
     corsOrigins,
     rateLimit: env.RATE_LIMIT === 'on',

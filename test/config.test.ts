@@ -39,7 +39,7 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     shutdownTimeout: 10,
     hashConcurrency: availableParallelism(),
-    hashQueue: 8 * availableParallelism(),
+    hashQueue: 16 * availableParallelism(),
     hsts: false,
     corsOrigins: [],
     rateLimit: true,
