@@ -64,7 +64,7 @@ t.test('login', async (t) => {
     const unknown: number[] = []
     let wrongBody = ''
     let unknownBody = ''
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       const a = await timed({ username: body.username, password: 'not the password' })
       const b = await timed({ username: `nobody${process.pid}`, password: 'not the password' })
       t.equal(a.response.statusCode, 401)
@@ -76,9 +76,10 @@ t.test('login', async (t) => {
     }
     t.equal(unknownBody, wrongBody, 'byte-identical bodies')
     t.same(JSON.parse(wrongBody), { statusCode: 401, error: 'Unauthorized', code: 'invalid_credentials', message: 'No active account found with the given credentials' })
-    const median = (values: number[]) => values.sort((x, y) => x - y)[2]!
-    // Without the dummy verify an unknown user answers in well under a tenth of the time.
-    t.ok(median(unknown) > median(wrong) / 3, `unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms`)
+    const median = (values: number[]) => values.sort((x, y) => x - y)[3]!
+    // Without the dummy verify an unknown user answers in well under a tenth of the time; a fifth leaves room
+    // for a busy machine.
+    t.ok(median(unknown) > median(wrong) / 5, `unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms`)
   })
 
   t.test('the password is NFC-normalised and never truncated', async (t) => {
