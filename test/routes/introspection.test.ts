@@ -129,4 +129,8 @@ t.test('key rotation: nobody is logged out', async (t) => {
   const { sign } = await import('node:crypto')
   const signature = sign(null, Buffer.from(forged), stranger.privateKey).toString('base64url')
   t.equal((await after.inject({ method: 'GET', url: '/auth/me/', headers: bearer(`${forged}.${signature}`) })).json().code, 'token_invalid', 'an unknown key is still refused')
+  const forgedRefresh = old.refresh.split('.').slice(0, 2).join('.')
+  const refreshSignature = sign(null, Buffer.from(forgedRefresh), stranger.privateKey).toString('base64url')
+  const refused = await after.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: `${forgedRefresh}.${refreshSignature}` } })
+  t.equal(refused.json().code, 'token_invalid', 'on refresh too, after trying every previous key')
 })
