@@ -98,6 +98,10 @@ export const sha256 = (token: string) => createHash('sha256').update(token).dige
 const verifiedCacheSize = 1000
 const toSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
 const invalidToken = () => tokenError('token_invalid', 'Token is invalid or malformed')
+/** The answer to a token fast-jwt refused. */
+const refused = (error: unknown) => (error as { code?: string }).code === 'FAST_JWT_EXPIRED'
+  ? tokenError('token_expired', 'Token is expired')
+  : invalidToken()
 const pem = (key: KeyObject) => publicKeyOf(key).export({ format: 'pem', type: 'spki' }) as string
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -173,8 +177,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
       try {
         claims = verifyAny(token)
       } catch (error) {
-        if ((error as { code?: string }).code === 'FAST_JWT_EXPIRED') throw tokenError('token_expired', 'Token is expired')
-        throw invalidToken()
+        throw refused(error)
       }
       if (!wellFormed(claims)) throw invalidToken()
       verified.set(token, claims)
@@ -204,26 +207,25 @@ export default fp<TokenOptions>(async (fastify, options) => {
   })
 
   async function verifyOffLoop (token: string): Promise<TokenClaims> {
-    let header: Record<string, unknown>
-    let signature: Buffer
+    let decoded: { header: Record<string, unknown>, signature: string, input: string }
     try {
-      ({ header } = decodeComplete(token) as { header: Record<string, unknown> })
-      signature = Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url')
+      decoded = decodeComplete(token)
     } catch {
       throw invalidToken()
     }
-    if (header.alg !== 'EdDSA' || signature.length === 0) throw invalidToken()
-    const input = Buffer.from(token.slice(0, token.lastIndexOf('.')))
+    const { header, signature, input } = decoded
+    if (header.alg !== 'EdDSA' || signature === '') throw invalidToken()
+    const signed = Buffer.from(input)
+    const signatureBytes = Buffer.from(signature, 'base64url')
     let valid = false
-    for (const key of publicKeys) if (!valid) valid = await signedBy(key, input, signature)
+    for (const key of publicKeys) if (!valid) valid = await signedBy(key, signed, signatureBytes)
     if (!valid) throw invalidToken()
-    const unsigned = `${Buffer.from(JSON.stringify({ ...header, alg: 'none' })).toString('base64url')}.${token.split('.')[1]}.`
+    const unsigned = `${Buffer.from(JSON.stringify({ ...header, alg: 'none' })).toString('base64url')}.${input.slice(input.indexOf('.') + 1)}.`
     let claims: TokenClaims
     try {
       claims = checkClaims(unsigned) as TokenClaims
     } catch (error) {
-      if ((error as { code?: string }).code === 'FAST_JWT_EXPIRED') throw tokenError('token_expired', 'Token is expired')
-      throw invalidToken()
+      throw refused(error)
     }
     if (!wellFormed(claims)) throw invalidToken()
     verified.set(token, claims)
