@@ -1,6 +1,6 @@
 import t from 'tap'
 import { main, start } from '../src/server.js'
-import { testEnvironment } from './helper.js'
+import { newUser, testEnvironment } from './helper.js'
 
 t.test('start listens on HOST:PORT and serves the app over HTTP', async (t) => {
   const server = await start(await testEnvironment(t, { PORT: '0', HOST: '127.0.0.1' }))
@@ -21,6 +21,19 @@ t.test('start listens on HOST:PORT and serves the app over HTTP', async (t) => {
     t.equal(process.exitCode, 1)
     t.match(printed()[0]?.args[0], { code: 'EADDRINUSE' })
   })
+})
+
+t.test('an answer finished after the shutdown began asks its client to hang up', async (t) => {
+  const server = await start(await testEnvironment(t, { PORT: '0', HOST: '127.0.0.1' }))
+  const { port } = server.server.address() as { port: number }
+  // A registration spends several milliseconds in argon2: the shutdown begins while it is there.
+  const pending = fetch(`http://127.0.0.1:${port}/auth/register/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(newUser()) })
+  while (server.password.load().inFlight === 0) await new Promise((resolve) => setImmediate(resolve))
+  const closed = server.close()
+  const response = await pending
+  t.equal(response.status, 201, 'answered in full')
+  t.equal(response.headers.get('connection'), 'close')
+  await closed
 })
 
 t.test('main: a bad configuration prints one line per bad variable and sets exit code 1', async (t) => {
