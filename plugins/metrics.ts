@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseH
 import metricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Registry, type Metric } from 'prom-client'
-import { apiError } from '../src/errors.js'
+import { messages, notAuthenticated } from '../src/errors.js'
 
 // A CommonJS module compiled from ESM: under NodeNext its default export sits one level down.
 const fastifyMetrics = metricsModule.default
@@ -95,7 +95,7 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   const checkToken = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const given = Buffer.from(request.headers.authorization ?? '')
     if (expected === undefined || (given.length === expected.length && timingSafeEqual(given, expected))) return done()
-    done(apiError(401, 'not_authenticated', 'Metrics need the METRICS_TOKEN as a Bearer token.', { headers: { 'www-authenticate': 'Bearer realm="metrics"' } }))
+    done(notAuthenticated(messages.metricsToken, 'metrics'))
   }
 
   await fastify.register(fastifyMetrics, {
@@ -120,10 +120,10 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
     route.onResponse = [...[route.onResponse ?? []].flat(), observe]
   })
 
-  const { password, revocations } = fastify
+  const { passwordHasher, revocations } = fastify
   new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
-  new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(password.load().inFlight) } })
-  new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(password.load().queued) } })
+  new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
+  new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
     refreshes: new Counter({ name: 'auth_refreshes_total', help: 'Refreshes by outcome', labelNames: ['outcome'], registers: [registry] }),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { hash, parseOptions, verify } from '@node-rs/argon2'
 import fp from 'fastify-plugin'
-import { apiError } from '../src/errors.js'
+import { apiError, messages } from '../src/errors.js'
 
 /** OWASP's argon2id baseline, set explicitly: argon2id is the library's default algorithm. */
 export const argon2Parameters = { memoryCost: 19456, timeCost: 2, parallelism: 1 }
@@ -27,7 +27,7 @@ export interface PasswordHasher {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    password: PasswordHasher
+    passwordHasher: PasswordHasher
   }
 }
 
@@ -49,7 +49,7 @@ export function hashingSlots ({ concurrency, queue }: HashingOptions) {
         // The finishing job hands its slot over: inFlight stays as it is.
         await new Promise<void>((resolve) => waiting.push(resolve))
       } else {
-        throw apiError(503, 'service_unavailable', 'Too many password checks in progress; retry shortly.', { headers: { 'retry-after': '1' } })
+        throw apiError(503, 'service_unavailable', messages.hashingBusy, { headers: { 'retry-after': '1' } })
       }
       try {
         return await work()
@@ -89,5 +89,5 @@ export async function createPasswordHasher (options: HashingOptions): Promise<Pa
 }
 
 export default fp<HashingOptions>(async (fastify, options) => {
-  fastify.decorate('password', await createPasswordHasher(options))
+  fastify.decorate('passwordHasher', await createPasswordHasher(options))
 }, { name: 'password' })

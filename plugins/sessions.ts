@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { and, desc, eq, gt, inArray, isNull, ne, type SQL } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
-import { sessions, tokens, users } from '../src/db/schema.js'
-import { tokenError } from '../src/errors.js'
+import { sessions, tokens } from '../src/db/schema.js'
+import { messages, tokenError } from '../src/errors.js'
 import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
 
 export interface SessionOptions {
@@ -20,9 +20,9 @@ export interface ClientInfo {
 
 export type SessionRow = typeof sessions.$inferSelect
 
-export interface Sessions {
+export interface SessionManager {
   /** Opens a session for a user who just proved who they are. */
-  start: (user: UserRef, client: ClientInfo) => Promise<TokenPair>
+  start: (user: UserRef, client: ClientInfo) => Promise<{ pair: TokenPair, sessionId: string }>
   /**
    * Rotates a refresh token. Presented again within the grace window, it gets the same new refresh
    * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown.
@@ -42,14 +42,21 @@ export interface Sessions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    sessions: Sessions
+    sessionManager: SessionManager
   }
 }
 
 export default fp<SessionOptions>(async (fastify, options) => {
-  const { db, tokens: signer, revocations } = fastify
-  const revokedError = () => tokenError('token_revoked', 'Token has been revoked')
-  const invalidError = () => tokenError('token_invalid', 'Token is invalid or malformed')
+  const { db, tokenService, revocations, usersRepository } = fastify
+  const revokedError = () => tokenError('token_revoked', messages.tokenRevoked)
+  const invalidError = () => tokenError('token_invalid', messages.tokenInvalid)
+
+  /** The user a token names, with the username that tokens carry; a 401 once the user is gone. */
+  async function userOf (claims: TokenClaims): Promise<UserRef> {
+    const profile = await usersRepository.profile(claims.user_id)
+    if (profile === undefined) throw invalidError()
+    return { id: profile.id, username: profile.username }
+  }
 
   /**
    * Revokes the live sessions matched, with every token issued in them; tells every instance on
@@ -82,11 +89,10 @@ export default fp<SessionOptions>(async (fastify, options) => {
     const [session] = await prepared(tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt })
       .from(sessions).where(eq(sessions.id, claims.sid)).for('update'))
     const [row] = await prepared(tx
-      .select({ tokenHash: tokens.tokenHash, revokedAt: tokens.revokedAt, replacedBy: tokens.replacedBy, username: users.username })
+      .select({ tokenHash: tokens.tokenHash, revokedAt: tokens.revokedAt, replacedBy: tokens.replacedBy })
       .from(tokens)
-      .innerJoin(users, eq(users.id, tokens.userId))
       .where(and(eq(tokens.jti, claims.jti), eq(tokens.sessionId, claims.sid)))
-      .for('update', { of: tokens }))
+      .for('update'))
     if (session === undefined || row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
     if (session.revokedAt !== null) throw revokedError()
     return { ...row, sessionCreatedAt: session.createdAt }
@@ -94,12 +100,12 @@ export default fp<SessionOptions>(async (fastify, options) => {
 
   type RefreshOutcome = { pair: TokenPair } | { reused: true }
 
-  const service: Sessions = {
+  const service: SessionManager = {
     async start (user, client) {
       const sessionId = randomUUID()
       const now = new Date()
-      const refresh = signer.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
-      const access = signer.signAccess(user, sessionId)
+      const refresh = tokenService.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
+      const access = tokenService.signAccess(user, sessionId)
       // One statement, so one round trip and no explicit transaction: the session and its tokens
       // are inserted together or not at all.
       const session = db.$with('new_session').as(db.insert(sessions).values({
@@ -112,22 +118,22 @@ export default fp<SessionOptions>(async (fastify, options) => {
         ip: client.ip
       }).returning({ id: sessions.id }))
       await prepared(db.with(session).insert(tokens).values([access.row, refresh.row]))
-      return toPair(access, refresh)
+      return { pair: toPair(access, refresh), sessionId }
     },
 
     async refresh (refreshToken) {
-      const claims = signer.verify(refreshToken, 'refresh')
+      const claims = tokenService.verify(refreshToken, 'refresh')
+      const user = await userOf(claims)
       const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
         const row = await lockRefreshToken(tx, refreshToken, claims)
-        const user = { id: claims.user_id, username: row.username }
         const notAfter = new Date(row.sessionCreatedAt.getTime() + options.sessionMaxAge * 1000)
         // Reached only when SESSION_MAX_AGE was lowered: refresh tokens never outlive their session.
-        if (notAfter.getTime() <= Date.now()) throw tokenError('token_expired', 'Session has reached its maximum age')
+        if (notAfter.getTime() <= Date.now()) throw tokenError('token_expired', messages.sessionTooOld)
 
         /** Replaces the live refresh token `jti` with a new pair. */
         const rotate = async (jti: string) => {
-          const refresh = signer.signRefresh(user, claims.sid, notAfter)
-          const access = signer.signAccess(user, claims.sid)
+          const refresh = tokenService.signRefresh(user, claims.sid, notAfter)
+          const access = tokenService.signAccess(user, claims.sid)
           // The grace window counts from this moment, not from the whole second of the new token's iat.
           await prepared(tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti)))
           await prepared(tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid)))
@@ -143,10 +149,10 @@ export default fp<SessionOptions>(async (fastify, options) => {
           ? await tx.select().from(tokens).where(and(eq(tokens.jti, row.replacedBy!), isNull(tokens.revokedAt)))
           : []
         if (child !== undefined) {
-          const refresh = signer.signRefresh(user, claims.sid, notAfter, { jti: child.jti, iat: child.createdAt.getTime() / 1000, exp: child.expiresAt.getTime() / 1000 })
+          const refresh = tokenService.signRefresh(user, claims.sid, notAfter, { jti: child.jti, iat: child.createdAt.getTime() / 1000, exp: child.expiresAt.getTime() / 1000 })
           // Signed by a key rotated away since, the replacement cannot be reproduced: replace it in turn.
           if (refresh.row.tokenHash !== child.tokenHash) return rotate(child.jti)
-          const access = signer.signAccess(user, claims.sid)
+          const access = tokenService.signAccess(user, claims.sid)
           await tx.insert(tokens).values(access.row)
           return { pair: toPair(access, refresh) }
         }
@@ -156,11 +162,11 @@ export default fp<SessionOptions>(async (fastify, options) => {
       if ('pair' in outcome) return outcome.pair
       revocations.remember([claims.sid])
       fastify.log.warn({ userId: claims.user_id, sessionId: claims.sid }, 'refresh token reused: session revoked')
-      throw tokenError('token_reused', 'Token was already used; the session has been revoked')
+      throw tokenError('token_reused', messages.tokenReused)
     },
 
     async logout (refreshToken) {
-      const claims = signer.verify(refreshToken, 'refresh')
+      const claims = tokenService.verify(refreshToken, 'refresh')
       // Any refresh token of the session logs it out, a rotated one too: a client that lost the
       // answer to its last refresh holds only the old token.
       await db.transaction(async (tx) => {
@@ -188,12 +194,12 @@ export default fp<SessionOptions>(async (fastify, options) => {
     },
 
     async refreshTokenUser (claims, refreshToken) {
-      const [row] = await db.select({ username: users.username }).from(tokens)
-        .innerJoin(users, eq(users.id, tokens.userId))
+      const [row] = await db.select({ jti: tokens.jti }).from(tokens)
         .where(and(eq(tokens.jti, claims.jti), eq(tokens.tokenHash, sha256(refreshToken)), isNull(tokens.revokedAt)))
-      return row?.username
+      if (row === undefined) return undefined
+      return (await usersRepository.profile(claims.user_id))?.username
     }
   }
 
-  fastify.decorate('sessions', service)
-}, { name: 'sessions', dependencies: ['db', 'tokens', 'revocations'] })
+  fastify.decorate('sessionManager', service)
+}, { name: 'sessions', dependencies: ['db', 'tokens', 'revocations', 'users'] })

@@ -1,11 +1,29 @@
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
+import { prepared } from '../src/db/connect.js'
 import { users } from '../src/db/schema.js'
+import { uniqueViolation } from '../src/db/unique-violation.js'
+import { apiError, messages } from '../src/errors.js'
+import { emailKey, normaliseEmail, usernameKey } from '../src/identity.js'
 import { toUser } from '../src/schemas.js'
 
 /** What GET /auth/me/ answers. */
 export type Profile = Readonly<ReturnType<typeof toUser>>
+
+/** What a login or a password check needs of a user. */
+export interface Credentials {
+  id: number
+  username: string
+  email: string
+  passwordHash: string
+}
+
+export interface NewUser {
+  username: string
+  email: string
+  passwordHash: string
+}
 
 export interface UserOptions {
   /** How many profiles are kept in memory. */
@@ -14,16 +32,31 @@ export interface UserOptions {
   cacheTtl?: number
 }
 
-export interface Users {
+/** The only code that reads or writes the users table. */
+export interface UsersRepository {
+  /** Stores a new user, its names normalised; throws 409 username_taken or email_taken. */
+  create: (user: NewUser) => Promise<Profile>
+  /** The user a login names, by username or (with an `@`) by email, in any case; undefined for none. */
+  findForLogin: (identifier: string) => Promise<Credentials | undefined>
+  /** The credentials of a user by id; undefined for no such user. */
+  findById: (id: number) => Promise<Credentials | undefined>
+  /**
+   * Replaces a user's password hash. With `expected`, only while the stored hash is still that one
+   * (compare-and-set); answers whether it was replaced.
+   */
+  setPasswordHash: (id: number, passwordHash: string, expected?: string) => Promise<boolean>
   /** The public profile of a user, from memory when it was read recently; undefined for no such user. */
   profile: (id: number) => Promise<Profile | undefined>
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    users: Users
+    usersRepository: UsersRepository
   }
 }
+
+/** The account key a login identifier is matched on: the email's, when it has an `@`, else the username's. */
+export const accountKey = (identifier: string) => identifier.includes('@') ? emailKey(identifier) : usernameKey(identifier)
 
 /**
  * No route changes a username, an email or a join date, and users are never deleted, so a profile
@@ -33,19 +66,61 @@ declare module 'fastify' {
 export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 60_000 }) => {
   const { db } = fastify
   const profiles = new LruMap<Profile>(cacheSize, cacheTtl)
-  const byId = db.select({ id: users.id, username: users.username, email: users.email, createdAt: users.createdAt })
+  const profileById = db.select({ id: users.id, username: users.username, email: users.email, createdAt: users.createdAt })
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_profile')
+  const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash }
 
-  fastify.decorate('users', {
+  const repository: UsersRepository = {
+    async create (user) {
+      try {
+        const [row] = await prepared(db.insert(users).values({
+          username: user.username.normalize('NFKC'),
+          usernameKey: usernameKey(user.username),
+          email: normaliseEmail(user.email),
+          emailKey: emailKey(user.email),
+          passwordHash: user.passwordHash
+        }).returning())
+        return toUser(row!)
+      } catch (error) {
+        // The unique indexes decide, so racing registrations of one name get exactly one 201.
+        const constraint = uniqueViolation(error)
+        if (constraint === 'users_username_key_unique') throw apiError(409, 'username_taken', messages.usernameTaken)
+        if (constraint === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
+        throw error
+      }
+    },
+
+    async findForLogin (identifier) {
+      // PostgreSQL text cannot hold NUL, and no registered name or email contains one.
+      if (identifier.includes('\0')) return undefined
+      const key = accountKey(identifier)
+      const [user] = await prepared(db.select(credentials).from(users)
+        .where(identifier.includes('@') ? eq(users.emailKey, key) : eq(users.usernameKey, key)))
+      return user
+    },
+
+    async findById (id) {
+      const [user] = await prepared(db.select(credentials).from(users).where(eq(users.id, id)))
+      return user
+    },
+
+    async setPasswordHash (id, passwordHash, expected) {
+      const where = expected === undefined ? eq(users.id, id) : and(eq(users.id, id), eq(users.passwordHash, expected))
+      const updated = await db.update(users).set({ passwordHash }).where(where).returning({ id: users.id })
+      return updated.length > 0
+    },
+
     async profile (id) {
       const cached = profiles.get(id)
       if (cached !== undefined) return cached
-      const [row] = await byId.execute({ id })
+      const [row] = await profileById.execute({ id })
       if (row === undefined) return undefined
       // Kept as answered, so that a request served from memory builds nothing; frozen, as every such request shares it.
       const profile = Object.freeze(toUser(row))
       profiles.set(id, profile)
       return profile
     }
-  } satisfies Users)
+  }
+
+  fastify.decorate('usersRepository', repository)
 }, { name: 'users', dependencies: ['db'] })

@@ -3,7 +3,7 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { apiError, tokenError } from '../src/errors.js'
+import { messages, notAuthenticated, tokenError } from '../src/errors.js'
 import { ErrorBody, TokenBody, bodyErrors } from '../src/schemas.js'
 
 export interface IntrospectionOptions {
@@ -28,16 +28,16 @@ const digest = (text: string) => createHash('sha256').update(text).digest()
 
 /** Token checks for other services: SimpleJWT's verify, and RFC 7662 introspection. */
 const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fastify, { introspectionSecret }) => {
-  const { tokens, sessions } = fastify
+  const { tokenService, sessionManager } = fastify
   // RFC 7662 callers send application/x-www-form-urlencoded; only these routes accept it.
   await fastify.register(formbody)
 
   /** The claims and username of a live token, as every check here sees it; throws a 401 otherwise. */
   async function inspect (token: string) {
-    const claims = tokens.verify(token)
-    if (claims.token_type === 'access') return tokens.verifyAccess(token)
-    const username = await sessions.refreshTokenUser(claims, token)
-    if (username === undefined) throw tokenError('token_revoked', 'Token has been revoked')
+    const claims = tokenService.verify(token)
+    if (claims.token_type === 'access') return tokenService.verifyAccess(token)
+    const username = await sessionManager.refreshTokenUser(claims, token)
+    if (username === undefined) throw tokenError('token_revoked', messages.tokenRevoked)
     return { ...claims, username }
   }
 
@@ -53,9 +53,7 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
     if (expected === undefined) return
     const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
     if (!timingSafeEqual(digest(presented), expected)) {
-      throw apiError(401, 'not_authenticated', 'Introspection needs the introspection secret as a Bearer token.', {
-        headers: { 'www-authenticate': 'Bearer realm="introspection"' }
-      })
+      throw notAuthenticated(messages.introspectionSecret, 'introspection')
     }
   }
 

@@ -4,7 +4,7 @@ import { Jwks } from '../src/schemas.js'
 const jwks: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/.well-known/jwks.json', { schema: { tags: ['keys'], summary: 'The public keys (JWKS) that verify tokens', response: { 200: Jwks } } }, async (request, reply) => {
     reply.header('cache-control', 'public, max-age=300')
-    return fastify.tokens.jwks
+    return fastify.tokenService.jwks
   })
 }
 

@@ -7,7 +7,7 @@ import { ErrorBody, RefreshBody, TokenPair, bodyErrors, throttledErrors } from '
 const refreshOutcomes: Record<string, string> = { token_reused: 'reused', token_expired: 'expired', token_revoked: 'revoked', token_invalid: 'invalid' }
 
 const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessions } = fastify
+  const { sessionManager } = fastify
   const { refreshes } = fastify.authMetrics
 
   fastify.post('/auth/refresh/', {
@@ -15,7 +15,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['tokens'], summary: 'Rotate a refresh token: a new pair; the old refresh token is spent', body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request) => {
     try {
-      const pair = await sessions.refresh(request.body.refresh)
+      const pair = await sessionManager.refresh(request.body.refresh)
       // Verified by refresh() a moment ago; only read here, so that a token expiring meanwhile cannot
       // turn a committed rotation into a 401.
       const claims = fastify.jwt.decode<TokenClaims>(request.body.refresh)!
@@ -32,7 +32,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/logout/', {
     schema: { tags: ['tokens'], summary: 'Log out: revoke the session of a refresh token', body: RefreshBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
-    await sessions.logout(request.body.refresh)
+    await sessionManager.logout(request.body.refresh)
     return reply.code(204).send(null)
   })
 }

@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http'
 import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
@@ -6,7 +5,7 @@ import db from '../plugins/db.js'
 import docs from '../plugins/docs.js'
 import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
-import purge from '../plugins/purge.js'
+import purgeSchedule from '../plugins/purge-schedule.js'
 import redis from '../plugins/redis.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
@@ -22,7 +21,7 @@ import introspectionRoutes from '../routes/introspection.js'
 import passwordRoutes from '../routes/password.js'
 import sessionRoutes from '../routes/sessions.js'
 import type { Config } from './config.js'
-import { codeForStatus, isErrorCode } from './errors.js'
+import { codeForStatus, errorBody, isErrorCode, messages } from './errors.js'
 import { loadOrCreateSigningKey } from './keys.js'
 import { validationErrors } from './validation.js'
 
@@ -51,7 +50,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
   await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
-  await fastify.register(purge, { purgeInterval: config.purgeInterval })
+  await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
   await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix })
@@ -74,13 +73,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   fastify.setErrorHandler((error: FastifyError & { headers?: Record<string, string>, errors?: Record<string, string[]> }, request, reply) => {
     if (error.validation) {
-      return reply.code(400).send({
-        statusCode: 400,
-        error: 'Bad Request',
-        code: 'invalid_request',
-        message: 'Invalid input.',
-        errors: validationErrors(error.validation)
-      })
+      return reply.code(400).send(errorBody(400, 'invalid_request', messages.invalidInput, validationErrors(error.validation)))
     }
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
     // Our own 5xx errors (a full hashing queue) are answers; any other 5xx is a failure.
@@ -95,24 +88,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
           stack: String(error.stack).split('\n').filter((line) => line.trimStart().startsWith('at ')).join('\n')
         }
       }, 'request failed')
-      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Something went wrong.' })
+      return reply.code(500).send(errorBody(500, 'internal_error', messages.internalError))
     }
     if (error.headers) reply.headers(error.headers)
-    return reply.code(statusCode).send({
-      statusCode,
-      error: STATUS_CODES[statusCode],
-      code: isErrorCode(error.code) ? error.code : codeForStatus[statusCode] ?? 'invalid_request',
-      message: error.message,
-      errors: error.errors
-    })
+    const code = isErrorCode(error.code) ? error.code : codeForStatus[statusCode] ?? 'invalid_request'
+    return reply.code(statusCode).send(errorBody(statusCode, code, error.message, error.errors))
   })
 
-  fastify.setNotFoundHandler((request, reply) => reply.code(404).send({
-    statusCode: 404,
-    error: 'Not Found',
-    code: 'not_found',
-    message: `Route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)} not found`
-  }))
+  fastify.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(404, 'not_found', messages.routeNotFound(request.method, request.url))))
 
   await fastify.register(docs)
   await fastify.register(authRoutes)

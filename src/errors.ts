@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import { httpErrors } from '@fastify/sensible'
 
 export type ErrorCode =
@@ -17,6 +18,45 @@ export type ErrorCode =
   | 'service_unavailable'
   | 'throttled'
 
+/** Every message the service answers with, in one place: clients match some of them (SimpleJWT's and DRF's wording). */
+export const messages = {
+  invalidInput: 'Invalid input.',
+  internalError: 'Something went wrong.',
+  invalidCredentials: 'No active account found with the given credentials',
+  usernameTaken: 'A user with that username already exists.',
+  emailTaken: 'A user with that email address already exists.',
+  wrongCurrentPassword: 'Your current password was entered incorrectly.',
+  notAuthenticated: 'Authentication credentials were not provided.',
+  metricsToken: 'Metrics need the METRICS_TOKEN as a Bearer token.',
+  introspectionSecret: 'Introspection needs the introspection secret as a Bearer token.',
+  tokenInvalid: 'Token is invalid or malformed',
+  tokenWrongType: 'Token has wrong type',
+  tokenExpired: 'Token is expired',
+  tokenRevoked: 'Token has been revoked',
+  tokenReused: 'Token was already used; the session has been revoked',
+  sessionTooOld: 'Session has reached its maximum age',
+  userNotFound: 'User not found',
+  noSuchSession: 'No such session.',
+  hashingBusy: 'Too many password checks in progress; retry shortly.',
+  throttled: (seconds: number) => `Request was throttled. Expected available in ${seconds} seconds.`,
+  routeNotFound: (method: string, url: string) => `Route ${method} ${url.split('?')[0]?.slice(0, 200)} not found`
+} as const
+
+export interface ErrorBody {
+  statusCode: number
+  error: string
+  code: string
+  message: string
+  errors?: Record<string, string[]>
+}
+
+/** The one shape of every error answer: the status, its reason phrase, our code, a message and field errors. */
+export function errorBody (statusCode: number, code: string, message: string, errors?: Record<string, string[]>): ErrorBody {
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message }
+  if (errors !== undefined) body.errors = errors
+  return body
+}
+
 /** The code for errors that carry none of ours, such as Fastify's own 4xx errors. */
 export const codeForStatus: Record<number, ErrorCode> = {
   404: 'not_found',
@@ -29,12 +69,13 @@ export const codeForStatus: Record<number, ErrorCode> = {
 export const isErrorCode = (code: unknown): code is ErrorCode =>
   typeof code === 'string' && /^[a-z_]+$/.test(code)
 
+/** An error the error handler answers as errorBody(statusCode, code, message), with any headers given. */
 export function apiError (statusCode: number, code: ErrorCode, message: string, properties: object = {}) {
   return httpErrors.createError(statusCode, message, { code, ...properties })
 }
 
 export function fieldErrors (errors: Record<string, string[]>) {
-  return apiError(400, 'invalid_request', 'Invalid input.', { errors })
+  return apiError(400, 'invalid_request', messages.invalidInput, { errors })
 }
 
 /** A 401 for a bad bearer or refresh token, with the RFC 6750 challenge. */
@@ -42,4 +83,15 @@ export function tokenError (code: 'token_invalid' | 'token_expired' | 'token_rev
   return apiError(401, code, message, {
     headers: { 'www-authenticate': `Bearer realm="api", error="invalid_token", error_description="${message}"` }
   })
+}
+
+/** A 401 for a request without the credentials a route needs, with its challenge. */
+export function notAuthenticated (message: string, realm: string) {
+  return apiError(401, 'not_authenticated', message, { headers: { 'www-authenticate': `Bearer realm="${realm}"` } })
+}
+
+/** A 429 with Retry-After. */
+export function throttledError (waitMs: number) {
+  const seconds = Math.ceil(waitMs / 1000)
+  return apiError(429, 'throttled', messages.throttled(seconds), { headers: { 'retry-after': String(seconds) } })
 }

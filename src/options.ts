@@ -1,4 +1,5 @@
 import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import { errorBody } from './errors.js'
 import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino'
 
 /**
@@ -64,12 +65,7 @@ export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: str
     routerOptions: { ignoreTrailingSlash: true },
     // A URL that cannot be decoded never reaches a route: answer it in the service's error shape.
     frameworkErrors: (error, request, reply: FastifyReply) => {
-      reply.code(400).header('cache-control', 'no-store').send({
-        statusCode: 400,
-        error: 'Bad Request',
-        code: 'invalid_request',
-        message: error.message
-      })
+      reply.code(400).header('cache-control', 'no-store').send(errorBody(400, 'invalid_request', error.message))
     },
     ajv: {
       customOptions: {

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import db from '../../plugins/db.js'
 import { openDatabase, type Database } from '../../src/db/connect.js'
-import { uniqueViolation } from '../../src/db/errors.js'
+import { uniqueViolation } from '../../src/db/unique-violation.js'
 import { users } from '../../src/db/schema.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 

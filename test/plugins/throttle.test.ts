@@ -1,6 +1,8 @@
 import t from 'tap'
 import { loadConfig, type Limits } from '../../src/config.js'
-import { loginGuardKeys, memoryLoginGuard, redisLoginGuard, type LoginAttempt, type LoginGuard } from '../../plugins/throttle.js'
+import type { LoginAttempt, LoginGuard } from '../../plugins/throttle/login-guard.js'
+import { memoryLoginGuard } from '../../plugins/throttle/memory-store.js'
+import { loginGuardKeys, redisLoginGuard } from '../../plugins/throttle/redis-store.js'
 import { testRedis } from '../helper.js'
 
 const minute = 60_000

@@ -7,6 +7,7 @@ import db from '../../plugins/db.js'
 import revocations from '../../plugins/revocations.js'
 import sessions from '../../plugins/sessions.js'
 import tokens from '../../plugins/tokens.js'
+import usersRepository from '../../plugins/users.js'
 import { sessions as sessionsTable, tokens as tokensTable, users } from '../../src/db/schema.js'
 import { publicJwk } from '../../src/keys.js'
 import { capturedWithin, closeDatabase, freshDatabase, postgresUrl } from '../helper.js'
@@ -17,6 +18,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
   const app = Fastify()
   const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
   await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
+  await app.register(usersRepository)
   await app.register(revocations, { accessTokenTtl: 60 })
   await app.register(tokens, { signingKey: privateKey, previousPublicKeys: [previous.publicKey], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'https://issuer.test', audience: 'mobile' })
   await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
@@ -28,23 +30,23 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     .values({ username: 'solo', usernameKey: 'solo', email: 'solo@example.com', emailKey: 'solo@example.com', passwordHash: 'x' })
     .returning()
   const ref = { id: user!.id, username: 'solo' }
-  const pair = await app.sessions.start(ref, { userAgent: 'ua', ip: '10.0.0.1' })
+  const { pair } = await app.sessionManager.start(ref, { userAgent: 'ua', ip: '10.0.0.1' })
 
   t.test('signs with the given key, issuer, audience and lifetimes', async (t) => {
     const { payload, protectedHeader } = await jwtVerify(pair.access, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile', algorithms: ['EdDSA'] })
-    t.equal(protectedHeader.kid, app.tokens.jwks.keys[0]!.kid)
+    t.equal(protectedHeader.kid, app.tokenService.jwks.keys[0]!.kid)
     t.equal(payload.exp! - payload.iat!, 60)
-    t.match(app.tokens.verifyAccess(pair.access), { sub: String(user!.id), username: 'solo', token_type: 'access' })
+    t.match(app.tokenService.verifyAccess(pair.access), { sub: String(user!.id), username: 'solo', token_type: 'access' })
     const refresh = await jwtVerify(pair.refresh, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile' })
     t.equal(refresh.payload.exp! - refresh.payload.iat!, 3600)
-    t.same(app.tokens.jwks.keys.map((key) => key.kid), [publicJwk(privateKey).kid, publicJwk(previous.privateKey).kid])
+    t.same(app.tokenService.jwks.keys.map((key) => key.kid), [publicJwk(privateKey).kid, publicJwk(previous.privateKey).kid])
   })
 
   t.test('signRefresh with earlier claims gives back the very same token', async (t) => {
-    const claims = app.tokens.verify(pair.refresh, 'refresh')
-    const again = app.tokens.signRefresh(ref, claims.sid, new Date(Date.now() + 86400_000), { jti: claims.jti, iat: claims.iat, exp: claims.exp })
+    const claims = app.tokenService.verify(pair.refresh, 'refresh')
+    const again = app.tokenService.signRefresh(ref, claims.sid, new Date(Date.now() + 86400_000), { jti: claims.jti, iat: claims.iat, exp: claims.exp })
     t.equal(again.token, pair.refresh)
-    t.equal(app.tokens.verify(pair.access).token_type, 'access', 'verify without a type takes either')
+    t.equal(app.tokenService.verify(pair.access).token_type, 'access', 'verify without a type takes either')
   })
 
   t.test('authenticate sets request.user or answers 401', async (t) => {
@@ -55,24 +57,24 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
   })
 
   t.test('sessions: list, rotate, revoke one, revoke all but one', async (t) => {
-    const other = await app.sessions.start(ref, {})
-    const listed = await app.sessions.list(user!.id)
+    const { pair: other } = await app.sessionManager.start(ref, {})
+    const listed = await app.sessionManager.list(user!.id)
     t.equal(listed.length, 2)
-    t.match(listed.find((row) => row.id === app.tokens.verify(pair.access).sid), { userAgent: 'ua', ip: '10.0.0.1' })
+    t.match(listed.find((row) => row.id === app.tokenService.verify(pair.access).sid), { userAgent: 'ua', ip: '10.0.0.1' })
 
-    const rotated = await app.sessions.refresh(pair.refresh)
-    t.equal((await app.sessions.refresh(pair.refresh)).refresh, rotated.refresh, 'a retry within the grace window')
-    t.equal(await app.sessions.revoke(user!.id, app.tokens.verify(other.access).sid), true)
-    t.equal(await app.sessions.revoke(user!.id, app.tokens.verify(other.access).sid), false, 'already revoked')
-    t.throws(() => app.tokens.verifyAccess(other.access), { statusCode: 401, code: 'token_revoked' })
-    const third = await app.sessions.start(ref, {})
-    t.equal(await app.sessions.revokeAll(user!.id, app.tokens.verify(rotated.access).sid), 1)
-    t.throws(() => app.tokens.verifyAccess(third.access), { code: 'token_revoked' })
-    t.equal(app.tokens.verifyAccess(rotated.access).sid, app.tokens.verify(pair.access).sid, 'the kept session lives')
+    const rotated = await app.sessionManager.refresh(pair.refresh)
+    t.equal((await app.sessionManager.refresh(pair.refresh)).refresh, rotated.refresh, 'a retry within the grace window')
+    t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), true)
+    t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), false, 'already revoked')
+    t.throws(() => app.tokenService.verifyAccess(other.access), { statusCode: 401, code: 'token_revoked' })
+    const { pair: third } = await app.sessionManager.start(ref, {})
+    t.equal(await app.sessionManager.revokeAll(user!.id, app.tokenService.verify(rotated.access).sid), 1)
+    t.throws(() => app.tokenService.verifyAccess(third.access), { code: 'token_revoked' })
+    t.equal(app.tokenService.verifyAccess(rotated.access).sid, app.tokenService.verify(pair.access).sid, 'the kept session lives')
     t.equal(app.revocations.size(), 2)
-    await app.sessions.logout(rotated.refresh)
-    t.throws(() => app.tokens.verifyAccess(pair.access), { code: 'token_revoked' })
-    t.same(await app.sessions.list(user!.id), [])
+    await app.sessionManager.logout(rotated.refresh)
+    t.throws(() => app.tokenService.verifyAccess(pair.access), { code: 'token_revoked' })
+    t.same(await app.sessionManager.list(user!.id), [])
   })
 })
 
@@ -80,6 +82,7 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   const app = Fastify()
   const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
   await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
+  await app.register(usersRepository)
   await app.register(revocations, { accessTokenTtl: 60, resyncInterval: 200 })
   await app.register(tokens, { signingKey: generateKeyPairSync('ed25519').privateKey, previousPublicKeys: [], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'i', audience: 'a' })
   await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
@@ -89,8 +92,8 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   const [user] = await app.db.insert(users)
     .values({ username: 'quiet', usernameKey: 'quiet', email: 'q@example.com', emailKey: 'q@example.com', passwordHash: 'x' })
     .returning()
-  const pair = await app.sessions.start({ id: user!.id, username: 'quiet' }, {})
-  const sid = app.tokens.verify(pair.access).sid
+  const { pair } = await app.sessionManager.start({ id: user!.id, username: 'quiet' }, {})
+  const sid = app.tokenService.verify(pair.access).sid
   // Revoked behind the service's back: no NOTIFY, nothing remembered.
   await app.db.update(sessionsTable).set({ revokedAt: new Date() }).where(eq(sessionsTable.id, sid))
   await app.db.update(tokensTable).set({ revokedAt: new Date() }).where(eq(tokensTable.sessionId, sid))

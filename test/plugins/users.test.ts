@@ -21,18 +21,18 @@ t.test('profiles are read once, then served from memory until their TTL', async 
     .values({ username: name, usernameKey: name, email: `${name}@example.com`, emailKey: `${name}@example.com`, passwordHash: 'x' })
     .returning({ id: usersTable.id })
   const [{ id }] = await insert('ada') as [{ id: number }]
-  t.match(await app.users.profile(id), { id, username: 'ada', email: 'ada@example.com', created_at: /^\d{4}-\d\d-\d\dT/ })
-  t.equal(await app.users.profile(id + 100), undefined, 'no such user')
+  t.match(await app.usersRepository.profile(id), { id, username: 'ada', email: 'ada@example.com', created_at: /^\d{4}-\d\d-\d\dT/ })
+  t.equal(await app.usersRepository.profile(id + 100), undefined, 'no such user')
 
   await app.db.update(usersTable).set({ email: 'changed@example.com' }).where(eq(usersTable.id, id))
-  t.equal((await app.users.profile(id))?.email, 'ada@example.com', 'answered from memory, no query')
+  t.equal((await app.usersRepository.profile(id))?.email, 'ada@example.com', 'answered from memory, no query')
   await new Promise((resolve) => setTimeout(resolve, 350))
-  t.equal((await app.users.profile(id))?.email, 'changed@example.com', 'read again once the TTL has passed')
+  t.equal((await app.usersRepository.profile(id))?.email, 'changed@example.com', 'read again once the TTL has passed')
 
   await app.db.update(usersTable).set({ email: 'again@example.com' }).where(eq(usersTable.id, id))
   const [{ id: second }] = await insert('grace') as [{ id: number }]
   const [{ id: third }] = await insert('linus') as [{ id: number }]
-  await app.users.profile(second)
-  await app.users.profile(third)
-  t.equal((await app.users.profile(id))?.email, 'again@example.com', 'evicted by newer profiles past cacheSize')
+  await app.usersRepository.profile(second)
+  await app.usersRepository.profile(third)
+  t.equal((await app.usersRepository.profile(id))?.email, 'again@example.com', 'evicted by newer profiles past cacheSize')
 })

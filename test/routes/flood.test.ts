@@ -7,7 +7,7 @@ t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, tok
   const login = () => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })
 
   let most = 0
-  const sampler = setInterval(() => { most = Math.max(most, app.password.load().inFlight) }, 1)
+  const sampler = setInterval(() => { most = Math.max(most, app.passwordHasher.load().inFlight) }, 1)
   const flood = Array.from({ length: 12 }, login)
   await new Promise((resolve) => setImmediate(resolve))
   const started = performance.now()
@@ -28,6 +28,6 @@ t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, tok
   t.equal(busy.headers['retry-after'], '1')
   t.match(busy.json(), { statusCode: 503, error: 'Service Unavailable', code: 'service_unavailable' })
   t.equal(most, 1, 'never more than HASH_CONCURRENCY hashes at once')
-  t.same(app.password.load(), { inFlight: 0, queued: 0 })
+  t.same(app.passwordHasher.load(), { inFlight: 0, queued: 0 })
   t.equal((await login()).statusCode, 200, 'logins work again once the flood is over')
 })

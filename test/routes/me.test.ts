@@ -33,7 +33,7 @@ t.test('GET /auth/me/', async (t) => {
     t.equal(response.headers['www-authenticate'], 'Bearer realm="api"')
   })
 
-  const jwk = app.tokens.jwks.keys[0]!
+  const jwk = app.tokenService.jwks.keys[0]!
   const publicKeyPem = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: 'jwk' }).export({ format: 'pem', type: 'spki' }) as string
   const [header, payload] = pair.access.split('.') as [string, string]
   const hs256 = (secret: string) => {

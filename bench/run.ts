@@ -1,0 +1,21 @@
+// npm run bench [-- --quick | --smoke] [--only <part of a scenario's name>]: runs the harness against the
+// built service and prints the table; a full run of every scenario also writes it, with its chart, to
+// docs/benchmarks/.
+import { mkdir, writeFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { chart, markdown, runBench, type Mode } from './harness.js'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' } } })
+const mode: Mode = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full'
+const report = await runBench({ mode, only: values.only, databaseUrl: process.env.DATABASE_URL, log: (line) => console.error(`# ${line}`) })
+const table = markdown(report)
+console.log(table)
+if (mode === 'full' && values.only === undefined) {
+  const directory = new URL('../../docs/benchmarks/', import.meta.url)
+  const name = report.database.toLowerCase()
+  await mkdir(directory, { recursive: true })
+  await writeFile(new URL(`${name}.md`, directory), `${table}\n`)
+  await writeFile(new URL(`${name}.svg`, directory), `${chart(report)}\n`)
+  console.error(`# wrote docs/benchmarks/${name}.md and docs/benchmarks/${name}.svg`)
+}
+process.exitCode = report.pass ? 0 : 1

@@ -1,0 +1,28 @@
+// The service as the benchmark runs it: the real server, plus the two readings only the process
+// itself can take (event-loop delay and peak RSS), handed to the harness over IPC.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { main } from '../src/server.js'
+
+const eventLoopDelay = monitorEventLoopDelay({ resolution: 10 })
+eventLoopDelay.enable()
+
+const server = await main()
+/* c8 ignore next: the harness passes a valid configuration */
+if (server === undefined) process.exit(1)
+const { port } = server.server.address() as { port: number }
+process.send!({ ready: true, port })
+
+process.on('message', (message: { command: 'reset' | 'stats' }) => {
+  if (message.command === 'reset') {
+    eventLoopDelay.reset()
+    process.send!({ reset: true })
+  } else {
+    process.send!({
+      eventLoopDelayP99: eventLoopDelay.percentile(99) / 1e6,
+      // resourceUsage reports kibibytes: the high-water mark since the process started.
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      rss: process.memoryUsage.rss()
+    })
+  }
+})
+process.on('disconnect', () => { void server.close() })

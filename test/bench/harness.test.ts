@@ -1,0 +1,74 @@
+// The benchmark harness in --smoke mode: every scenario runs, errors are zero and the numbers add
+// up. Speed is not checked here: `npm run bench` measures it.
+import t, { type Test } from 'tap'
+import { chart, markdown, runBench, type Report } from '../../bench/harness.js'
+import { postgresUrl } from '../helper.js'
+
+function checkReport (t: Test, report: Report, scenarios: string[]) {
+  t.same(report.rows.map((row) => row.scenario), scenarios)
+  for (const row of report.rows) {
+    t.equal(row.errors, 0, `${row.scenario}: no errors`)
+    t.ok(row.rate > 0 && row.ceilingRate > 0, `${row.scenario}: a rate and a ceiling`)
+    t.equal(row.ratio, row.rate / row.ceilingRate, `${row.scenario}: the ratio is rate over ceiling`)
+    t.equal(row.pass, row.ratio >= row.goal && row.errors === 0, `${row.scenario}: pass means the goal is met`)
+    t.ok(row.p50 <= row.p99, `${row.scenario}: p50 ≤ p99`)
+  }
+  t.ok(report.eventLoopDelayP99 > 0, 'the event-loop delay was read off the service')
+  t.ok(report.peakRss > 32 * 1024 * 1024 && report.peakRss < 4 * 1024 * 1024 * 1024, 'the peak RSS is a process size')
+  t.equal(report.pass, report.rows.every((row) => row.pass) && report.eventLoopDelayP99 < 50 && report.peakRss <= 256 * 1024 * 1024)
+  t.equal(report.machine.node, process.version)
+}
+
+const common = ['GET /auth/me/, one token', 'GET /auth/me/, 300 tokens', 'POST /auth/login/, 10 users', 'POST /auth/register/, new users']
+
+t.test('--smoke on PGlite runs every scenario but refresh, with zero errors', async (t) => {
+  const report = await runBench({ mode: 'smoke' })
+  t.equal(report.database, 'PGlite')
+  checkReport(t, report, common)
+})
+
+t.test('--only runs the scenarios whose name contains it', async (t) => {
+  const report = await runBench({ mode: 'smoke', only: 'register' })
+  t.same(report.rows.map((row) => row.scenario), ['POST /auth/register/, new users'])
+  t.equal(report.rows[0]!.errors, 0)
+  t.ok(report.rows[0]!.rate > 0 && report.rows[0]!.ceilingRate > 0)
+  await t.rejects(runBench({ mode: 'smoke', only: 'no such scenario' }), /no scenario's name contains it/)
+})
+
+t.test('--smoke on PostgreSQL adds refresh against its raw SQL ceiling', { skip: postgresUrl === undefined && 'runs when DATABASE_URL names a PostgreSQL server' }, async (t) => {
+  const lines: string[] = []
+  const report = await runBench({ mode: 'smoke', databaseUrl: postgresUrl, log: (line) => lines.push(line) })
+  t.equal(report.database, 'PostgreSQL')
+  checkReport(t, report, [...common, 'POST /auth/refresh/, chained'])
+  t.match(lines, ['migrating the database', 'starting the service on PostgreSQL'])
+})
+
+t.test('the table and the chart show every row, and fail where a goal is missed', async (t) => {
+  const row = { p50: 1, p99: 3, errors: 0, ceiling: 'bare Fastify route', ceilingRate: 1000, goal: 0.8 }
+  const report: Report = {
+    mode: 'full',
+    database: 'PGlite',
+    machine: { cpu: 'Test CPU', cores: 2, node: 'v20.0.0' },
+    rows: [
+      { ...row, scenario: 'fast <route>', rate: 900, ratio: 0.9, pass: true },
+      { ...row, scenario: 'slow route', rate: 500, ratio: 0.5, pass: false }
+    ],
+    eventLoopDelayP99: 60,
+    peakRss: 300 * 1024 * 1024,
+    limits: { eventLoopDelayP99: 50, peakRss: 256 * 1024 * 1024 },
+    pass: false
+  }
+  const table = markdown(report).split('\n')
+  t.equal(table[0], 'PGlite, Test CPU, 2 cores, Node v20.0.0, full run')
+  t.equal(table[4], '| fast <route> | 900 | 1 | 3 | 0 | bare Fastify route | 1000 | 90% | ≥ 80% | pass |')
+  t.equal(table[5], '| slow route | 500 | 1 | 3 | 0 | bare Fastify route | 1000 | 50% | ≥ 80% | **fail** |')
+  t.match(table[6], /^\| event-loop delay p99 .* 60\.0 .* < 50 ms \| \*\*fail\*\* \|$/)
+  t.match(table[7], /^\| peak RSS of the service \| 300 MB .* ≤ 256 MB \| \*\*fail\*\* \|$/)
+
+  const svg = chart(report)
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  t.match(svg, /fast &lt;route&gt;/, 'labels are escaped')
+  t.equal(svg.match(/<rect /g)?.length, 1 + 2 * report.rows.length, 'a background, then a ceiling and a service bar per row')
+  t.match(svg, /fill="#2e7d32"/)
+  t.match(svg, /fill="#c62828"/)
+})

@@ -1,0 +1,192 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import t from 'tap'
+import { ConfigError, loadConfig, parseDuration } from '../../src/config.js'
+
+const pem = (key: KeyObject, type: 'pkcs8' | 'spki') => key.export({ format: 'pem', type: type as 'pkcs8' }) as string
+const ed25519 = generateKeyPairSync('ed25519')
+const previousOne = generateKeyPairSync('ed25519')
+const previousTwo = generateKeyPairSync('ed25519')
+
+function configError (environment: Record<string, string>): ConfigError {
+  try {
+    loadConfig(environment)
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+  }
+  throw new Error(`no ConfigError for ${JSON.stringify(environment)}`)
+}
+
+t.test('defaults', async (t) => {
+  t.same(loadConfig({}), {
+    port: 3000,
+    host: '127.0.0.1',
+    databaseUrl: undefined,
+    databasePoolSize: 10,
+    webConcurrency: 1,
+    dataDir: './data',
+    accessTokenTtl: 900,
+    refreshTokenTtl: 30 * 86400,
+    sessionMaxAge: 90 * 86400,
+    refreshReuseGrace: 10,
+    purgeInterval: 3600,
+    introspectionSecret: undefined,
+    metricsToken: undefined,
+    signingKey: undefined,
+    previousPublicKeys: [],
+    jwtIssuer: 'auth-service',
+    jwtAudience: 'api',
+    logLevel: 'info',
+    shutdownTimeout: 10,
+    hashConcurrency: availableParallelism(),
+    hashQueue: 16 * availableParallelism(),
+    hsts: false,
+    corsOrigins: [],
+    rateLimit: true,
+    limits: {
+      register: { max: 30, window: 600_000 },
+      login: { max: 60, window: 60_000 },
+      refresh: { max: 120, window: 60_000 },
+      loginFailuresPerClient: { max: 10, window: 900_000 },
+      loginFailuresPerAccount: { max: 100, window: 3_600_000 }
+    },
+    redisUrl: undefined,
+    redisKeyPrefix: 'auth:',
+    trustProxy: false
+  })
+  t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
+})
+
+t.test('reads every variable', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'postgresql://user@db:5432/auth',
+    DATABASE_POOL_SIZE: '32',
+    WEB_CONCURRENCY: '4',
+    DATA_DIR: '/var/lib/auth',
+    ACCESS_TOKEN_TTL: '5m',
+    REFRESH_TOKEN_TTL: '12h',
+    SESSION_MAX_AGE: '7d',
+    REFRESH_REUSE_GRACE: '0',
+    PURGE_INTERVAL: '0',
+    INTROSPECTION_SECRET: 'a-secret-of-sixteen-or-more',
+    METRICS_TOKEN: 'a-metrics-token-of-16+',
+    JWT_PREVIOUS_PUBLIC_KEYS: pem(previousOne.publicKey, 'spki') + '\n' + pem(previousTwo.publicKey, 'spki'),
+    JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'),
+    JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki'),
+    JWT_ISSUER: 'https://auth.example.com',
+    JWT_AUDIENCE: 'mobile',
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_TIMEOUT: '30s',
+    HASH_CONCURRENCY: '3',
+    HASH_QUEUE: '0',
+    HSTS: 'on',
+    CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+    RATE_LIMIT: 'off',
+    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback',
+    RATE_LIMIT_REGISTER: '5/1h',
+    RATE_LIMIT_LOGIN: '10/30s',
+    RATE_LIMIT_REFRESH: '1000/60',
+    LOGIN_FAILURES_PER_CLIENT: '3/1d',
+    LOGIN_FAILURES_PER_ACCOUNT: '50/2h',
+    REDIS_URL: 'redis://cache.internal:6379/2',
+    REDIS_KEY_PREFIX: 'auth-eu:'
+  })
+  t.match(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    databaseUrl: 'postgresql://user@db:5432/auth',
+    databasePoolSize: 32,
+    webConcurrency: 4,
+    dataDir: '/var/lib/auth',
+    accessTokenTtl: 300,
+    refreshTokenTtl: 43200,
+    sessionMaxAge: 7 * 86400,
+    refreshReuseGrace: 0,
+    purgeInterval: 0,
+    introspectionSecret: 'a-secret-of-sixteen-or-more',
+    metricsToken: 'a-metrics-token-of-16+',
+    jwtIssuer: 'https://auth.example.com',
+    jwtAudience: 'mobile',
+    logLevel: 'warn',
+    shutdownTimeout: 30,
+    hashConcurrency: 3,
+    hashQueue: 0,
+    hsts: true,
+    corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+    rateLimit: false,
+    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback'],
+    limits: {
+      register: { max: 5, window: 3_600_000 },
+      login: { max: 10, window: 30_000 },
+      refresh: { max: 1000, window: 60_000 },
+      loginFailuresPerClient: { max: 3, window: 86_400_000 },
+      loginFailuresPerAccount: { max: 50, window: 7_200_000 }
+    },
+    redisUrl: 'redis://cache.internal:6379/2',
+    redisKeyPrefix: 'auth-eu:'
+  })
+  t.ok(config.signingKey?.equals(ed25519.privateKey))
+  t.equal(config.previousPublicKeys.length, 2)
+  t.ok(config.previousPublicKeys[1]?.equals(previousTwo.publicKey))
+  t.ok(loadConfig({ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8') }).signingKey, 'the public key is optional')
+})
+
+t.test('durations are seconds or a number with s, m, h or d', async (t) => {
+  t.equal(parseDuration('900'), 900)
+  t.equal(parseDuration('45s'), 45)
+  t.equal(parseDuration('15m'), 900)
+  t.equal(parseDuration('12h'), 43200)
+  t.equal(parseDuration('30d'), 2592000)
+})
+
+t.test('bad values: one line per bad variable, naming it', async (t) => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  const other = generateKeyPairSync('ed25519')
+  const cases: Array<[Record<string, string>, RegExp[]]> = [
+    [{ PORT: 'http' }, [/^PORT: must be integer, got "http"$/]],
+    [{ PORT: '70000' }, [/^PORT: /]],
+    [{ DATABASE_POOL_SIZE: '0' }, [/^DATABASE_POOL_SIZE: /]],
+    [{ DATABASE_URL: 'mysql://admin:hunter2@localhost/db' }, [/^DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/]],
+    [{ DATABASE_URL: 'postgres://[bad' }, [/^DATABASE_URL: not a valid URL$/]],
+    [{ ACCESS_TOKEN_TTL: '15 minutes' }, [/^ACCESS_TOKEN_TTL: must be a positive number of seconds/]],
+    [{ REFRESH_TOKEN_TTL: '0' }, [/^REFRESH_TOKEN_TTL: /]],
+    [{ REFRESH_TOKEN_TTL: '3651d' }, [/^REFRESH_TOKEN_TTL: must be at most 3650d$/]],
+    [{ SESSION_MAX_AGE: 'forever' }, [/^SESSION_MAX_AGE: /]],
+    [{ REFRESH_REUSE_GRACE: '-1' }, [/^REFRESH_REUSE_GRACE: /]],
+    [{ PURGE_INTERVAL: 'often' }, [/^PURGE_INTERVAL: /]],
+    [{ INTROSPECTION_SECRET: 'sh0rtsecret' }, [/^INTROSPECTION_SECRET: must not have fewer than 16 characters$/]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: 'garbage' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: must be one or more Ed25519 public keys in PEM format$/]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: pem(rsa.publicKey, 'spki') }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
+    [{ JWT_PREVIOUS_PUBLIC_KEYS: '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----' }, [/^JWT_PREVIOUS_PUBLIC_KEYS: /]],
+    [{ SHUTDOWN_TIMEOUT: 'never' }, [/^SHUTDOWN_TIMEOUT: /]],
+    [{ HASH_CONCURRENCY: '0' }, [/^HASH_CONCURRENCY: /]],
+    [{ HASH_QUEUE: '-1' }, [/^HASH_QUEUE: /]],
+    [{ HSTS: 'yes' }, [/^HSTS: /]],
+    [{ RATE_LIMIT: 'false' }, [/^RATE_LIMIT: /]],
+    [{ WEB_CONCURRENCY: '2' }, [/^WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only$/]],
+    [{ WEB_CONCURRENCY: '0', DATABASE_URL: 'postgres://db/auth' }, [/^WEB_CONCURRENCY: /]],
+    [{ RATE_LIMIT_LOGIN: '60 per minute' }, [/^RATE_LIMIT_LOGIN: must be a count and a duration, such as 30\/10m \(s, m, h or d\), got "60 per minute"$/]],
+    [{ RATE_LIMIT_REGISTER: '0/10m' }, [/^RATE_LIMIT_REGISTER: /]],
+    [{ LOGIN_FAILURES_PER_ACCOUNT: '100/400d' }, [/^LOGIN_FAILURES_PER_ACCOUNT: the window must be at most 366d$/]],
+    [{ REDIS_URL: 'http://admin:hunter2@cache' }, [/^REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/]],
+    [{ REDIS_URL: 'redis://hunter2@[bad' }, [/^REDIS_URL: not a valid URL$/]],
+    [{ TRUST_PROXY: 'true' }, [/^TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got "true"$/]],
+    [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
+    [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
+    [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
+    [{ JWT_PRIVATE_KEY: pem(rsa.privateKey, 'pkcs8') }, [/^JWT_PRIVATE_KEY: must be an Ed25519 key, got rsa$/]],
+    [{ JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: set only together with JWT_PRIVATE_KEY$/]],
+    [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: pem(other.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: not the public half/]],
+    [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: 'garbage' }, [/^JWT_PUBLIC_KEY: not the public half/]],
+    [{ PORT: 'x', ACCESS_TOKEN_TTL: 'soon', DATABASE_URL: 'http://x' }, [/^PORT: /, /^DATABASE_URL: /, /^ACCESS_TOKEN_TTL: /]]
+  ]
+  for (const [environment, expected] of cases) {
+    const error = configError(environment)
+    t.equal(error.problems.length, expected.length, JSON.stringify(error.problems))
+    expected.forEach((pattern, i) => t.match(error.problems[i], pattern))
+    t.match(error.message, /^Invalid configuration:\n {2}/)
+    t.notMatch(error.message, /hunter2|sh0rtsecret|PRIVATE KEY/, 'no secret is echoed')
+  }
+})

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto'
+import { eq } from 'drizzle-orm'
+import t from 'tap'
+import type { Database } from '../../../src/db/connect.js'
+import { purgeExpired } from '../../../src/db/purge-expired.js'
+import { sessions, tokens, users } from '../../../src/db/schema.js'
+import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
+
+const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
+const future = (seconds: number) => new Date(Date.now() + seconds * 1000)
+
+/** A user with: a live session; a finished one; a finished one whose last access token still lives. */
+async function seed (db: Database) {
+  const [user] = await db.insert(users).values({ username: 'p', usernameKey: `p${randomUUID()}`, email: 'p@example.com', emailKey: `${randomUUID()}@example.com`, passwordHash: 'x' }).returning()
+  const session = async (expiresAt: Date) => {
+    const id = randomUUID()
+    await db.insert(sessions).values({ id, userId: user!.id, createdAt: past(7200), lastUsedAt: past(3600), expiresAt })
+    return id
+  }
+  const token = (sessionId: string, type: 'access' | 'refresh', expiresAt: Date) =>
+    db.insert(tokens).values({ jti: randomUUID(), userId: user!.id, sessionId, type, tokenHash: 'h', createdAt: past(7200), expiresAt })
+  const live = await session(future(3600))
+  await token(live, 'refresh', past(60)) // rotated long ago, expired
+  await token(live, 'access', past(60))
+  await token(live, 'refresh', future(3600))
+  const finished = await session(past(60))
+  await token(finished, 'refresh', past(60))
+  await token(finished, 'access', past(120))
+  const lingering = await session(past(60))
+  await token(lingering, 'access', future(600))
+  return { live, finished, lingering }
+}
+
+t.test('purgeExpired deletes expired rows in batches and keeps live ones', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
+  const { live, finished, lingering } = await seed(app.db)
+  t.same(await purgeExpired(app.db, 2), { tokens: 4, sessions: 1 })
+  t.same((await app.db.select({ id: sessions.id }).from(sessions)).map((row) => row.id).sort(), [live, lingering].sort())
+  t.equal(await app.db.$count(tokens, eq(tokens.sessionId, live)), 1, 'the live refresh token is kept')
+  t.equal(await app.db.$count(tokens, eq(tokens.sessionId, lingering)), 1, 'an unexpired access token keeps its session')
+  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0 }, 'nothing left to do')
+  t.equal(await app.db.$count(sessions, eq(sessions.id, finished)), 0)
+})
+
+t.test('instances purging at once share the work', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
+  for (let i = 0; i < 5; i++) await seed(app.db)
+  const results = await Promise.all([purgeExpired(app.db, 3), purgeExpired(app.db, 3), purgeExpired(app.db, 3)])
+  t.equal(results.reduce((sum, result) => sum + result.tokens, 0), 20)
+  t.equal(results.reduce((sum, result) => sum + result.sessions, 0), 5)
+})
+
+t.test('PURGE_INTERVAL runs the purge periodically, and a failure is logged, not thrown', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '1s' }))
+  const { finished } = await seed(app.db)
+  const deadline = Date.now() + 5000
+  while (await app.db.$count(sessions, eq(sessions.id, finished)) > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(await app.db.$count(sessions, eq(sessions.id, finished)), 0, 'purged by the job')
+
+  const logged = t.capture(app.log, 'error')
+  await closeDatabase(app)
+  const calls = await capturedWithin(logged, 5000)
+  t.match(calls[0]?.args, [{ err: Error }, 'purging expired rows failed'])
+})

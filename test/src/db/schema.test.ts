@@ -1,0 +1,19 @@
+import { getTableConfig } from 'drizzle-orm/pg-core'
+import t from 'tap'
+import { sessions, tokens, users } from '../../../src/db/schema.js'
+
+t.test('sessions and tokens belong to a user and go with it', async (t) => {
+  const references = (table: typeof sessions | typeof tokens) => getTableConfig(table).foreignKeys.map((key) => {
+    const { columns, foreignTable } = key.reference()
+    return `${columns.map((c) => c.name).join()} -> ${getTableConfig(foreignTable).name} on delete ${key.onDelete}`
+  }).sort()
+  t.same(references(sessions), ['user_id -> users on delete cascade'])
+  t.same(references(tokens), ['session_id -> sessions on delete cascade', 'user_id -> users on delete cascade'])
+})
+
+t.test('the indexes the hot queries use', async (t) => {
+  t.same(getTableConfig(sessions).indexes.map((index) => index.config.name), ['sessions_user_id_idx'])
+  t.same(getTableConfig(tokens).indexes.map((index) => index.config.name), ['tokens_session_id_idx', 'tokens_revoked_expires_at_idx'])
+  t.same(getTableConfig(tokens).checks.map((check) => check.name), ['tokens_type_check'])
+  t.same(getTableConfig(users).columns.filter((column) => column.isUnique).map((column) => column.uniqueName), ['users_username_key_unique', 'users_email_key_unique'])
+})
