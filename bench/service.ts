@@ -25,4 +25,4 @@ process.on('message', (message: { command: 'reset' | 'stats' }) => {
     })
   }
 })
-process.on('disconnect', () => { void server.close() })
+process.on('disconnect', async () => { await server.close() })

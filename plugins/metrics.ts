@@ -70,8 +70,9 @@ export function requestDurations (buckets: number[]) {
       get () {
         const values = [...series.values()].flatMap((byStatus) => [...byStatus.values()]).flatMap(({ labels, counts, sum, count }) => {
           let cumulative = 0
+          const cumulated = counts.map((bucketCount) => { cumulative += bucketCount; return cumulative })
           return [
-            ...buckets.map((le, index) => ({ metricName: `${name}_bucket`, labels: { le, ...labels }, value: cumulative += counts[index]! })),
+            ...buckets.map((le, index) => ({ metricName: `${name}_bucket`, labels: { le, ...labels }, value: cumulated[index]! })),
             { metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: count },
             { metricName: `${name}_sum`, labels, value: sum },
             { metricName: `${name}_count`, labels, value: count }
@@ -121,9 +122,12 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   })
 
   const { passwordHasher, revocations } = fastify
+  // Each gauge registers itself and is read only through the registry, at scrape time.
+  /* eslint-disable no-new */
   new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
+  /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
     refreshes: new Counter({ name: 'auth_refreshes_total', help: 'Refreshes by outcome', labelNames: ['outcome'], registers: [registry] }),

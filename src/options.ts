@@ -20,7 +20,11 @@ export class LazyRequestLogger {
   }
 
   // Fastify's parent is pino's, so its children are too.
-  get #logger (): Logger { return this.#child ??= this.#parent.child(this.#bindings, this.#options) as Logger }
+  get #logger (): Logger {
+    this.#child ??= this.#parent.child(this.#bindings, this.#options) as Logger
+    return this.#child
+  }
+
   #log (level: Level, args: unknown[]) { (this.#logger[level] as (...args: unknown[]) => void)(...args) }
   get level () { return this.#logger.level }
   set level (level: string) { this.#logger.level = level }

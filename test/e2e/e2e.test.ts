@@ -203,7 +203,11 @@ t.test('WEB_CONCURRENCY=2: two workers share the port, both serve, revocations h
   const call = (method: string, path: string, body?: object, token?: string) => new Promise<{ status: number, body: Record<string, string> }>((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const request = httpRequest({
-      host: '127.0.0.1', port, path, method, agent: false,
+      host: '127.0.0.1',
+      port,
+      path,
+      method,
+      agent: false,
       headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }
     }, (response) => {
       let text = ''

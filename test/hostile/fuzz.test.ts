@@ -44,8 +44,11 @@ const body = fc.oneof(
   { weight: 4, arbitrary: knownFields.map((fields) => ({ payload: JSON.stringify(fields), type: 'application/json' })) },
   { weight: 1, arbitrary: fc.jsonValue().map((json) => ({ payload: JSON.stringify(json), type: 'application/json' })) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary' }).map((raw) => ({ payload: raw, type: 'application/json' })) },
-  { weight: 1, arbitrary: fc.tuple(knownFields, fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data', 'application/xml', 'application/json; charset=latin1'))
-    .map(([fields, type]) => ({ payload: new URLSearchParams(Object.entries(fields).map(([key, val]) => [key, typeof val === 'string' ? val : JSON.stringify(val)])).toString(), type })) }
+  {
+    weight: 1,
+    arbitrary: fc.tuple(knownFields, fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data', 'application/xml', 'application/json; charset=latin1'))
+      .map(([fields, type]) => ({ payload: new URLSearchParams(Object.entries(fields).map(([key, val]) => [key, typeof val === 'string' ? val : JSON.stringify(val)])).toString(), type }))
+  }
 )
 
 function checkAnswer (response: { statusCode: number, headers: Record<string, unknown>, body: string }): boolean {
