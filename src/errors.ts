@@ -52,7 +52,8 @@ export interface ErrorBody {
 
 /** The one shape of every error answer: the status, its reason phrase, our code, a message and field errors. */
 export function errorBody (statusCode: number, code: string, message: string, errors?: Record<string, string[]>): ErrorBody {
-  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message }
+  // Every status the service answers with is a standard one, which STATUS_CODES names.
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] as string, code, message }
   if (errors !== undefined) body.errors = errors
   return body
 }

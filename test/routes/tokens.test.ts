@@ -1,6 +1,6 @@
 import { and, eq, isNull } from 'drizzle-orm'
 import t from 'tap'
-import { sessions, tokens } from '../../src/db/schema.js'
+import { sessions, tokens, users } from '../../src/db/schema.js'
 import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
 
 t.test('refresh and logout', async (t) => {
@@ -57,6 +57,10 @@ t.test('refresh and logout', async (t) => {
 
     t.equal((await refresh(12345)).statusCode, 400)
     t.equal((await app.inject({ method: 'POST', url: '/auth/refresh/', payload: {} })).statusCode, 400)
+
+    const gone = await registerAndLogin(app)
+    await app.db.delete(users).where(eq(users.id, gone.user.id))
+    t.match((await refresh(gone.tokens.refresh)).json(), { statusCode: 401, code: 'token_invalid' }, 'the user is gone')
   })
 
   t.test('logout revokes the session: its refresh and access tokens stop working', async (t) => {
