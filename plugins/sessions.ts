@@ -21,8 +21,11 @@ export interface ClientInfo {
 export type SessionRow = typeof sessions.$inferSelect
 
 export interface SessionManager {
-  /** Opens a session for a user who just proved who they are. */
-  start: (user: UserRef, client: ClientInfo) => Promise<{ pair: TokenPair, sessionId: string }>
+  /**
+   * Opens a session for a user who just proved who they are with the password whose hash is `passwordHash`;
+   * undefined when that is no longer the user's password (changed since it was checked, or the user deleted).
+   */
+  start: (user: UserRef, client: ClientInfo, passwordHash: string) => Promise<{ pair: TokenPair, sessionId: string } | undefined>
   /**
    * Rotates a refresh token. Presented again within the grace window, it gets the same new refresh
    * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown.
@@ -101,13 +104,14 @@ export default fp<SessionOptions>(async (fastify, options) => {
   type RefreshOutcome = { pair: TokenPair } | { reused: true }
 
   const service: SessionManager = {
-    async start (user, client) {
+    async start (user, client, passwordHash) {
       const sessionId = randomUUID()
       const now = new Date()
       const refresh = tokenService.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
       const access = tokenService.signAccess(user, sessionId)
-      // One statement, so one round trip and no explicit transaction: the session and its tokens
-      // are inserted together or not at all.
+      // The session and its tokens in one statement, under the lock on the user's row that a password
+      // change or a deletion has to wait for: a login that checked the old password cannot open a
+      // session after the change has revoked the others.
       const session = db.$with('new_session').as(db.insert(sessions).values({
         id: sessionId,
         userId: user.id,
@@ -117,8 +121,12 @@ export default fp<SessionOptions>(async (fastify, options) => {
         userAgent: client.userAgent?.slice(0, 512),
         ip: client.ip
       }).returning({ id: sessions.id }))
-      await prepared(db.with(session).insert(tokens).values([access.row, refresh.row]))
-      return { pair: toPair(access, refresh), sessionId }
+      const started = await db.transaction(async (tx) => {
+        if (!await usersRepository.holdCredentials(tx, user.id, passwordHash)) return false
+        await prepared(tx.with(session).insert(tokens).values([access.row, refresh.row]))
+        return true
+      })
+      return started ? { pair: toPair(access, refresh), sessionId } : undefined
     },
 
     async refresh (refreshToken) {

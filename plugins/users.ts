@@ -1,7 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
-import { prepared } from '../src/db/connect.js'
+import { prepared, type Database } from '../src/db/connect.js'
 import { users } from '../src/db/schema.js'
 import { uniqueViolation } from '../src/db/unique-violation.js'
 import { apiError, messages } from '../src/errors.js'
@@ -45,6 +45,12 @@ export interface UsersRepository {
    * (compare-and-set); answers whether it was replaced.
    */
   setPasswordHash: (id: number, passwordHash: string, expected?: string) => Promise<boolean>
+  /**
+   * Within the transaction tx: true while the user's password hash is still `passwordHash`, and then the row
+   * stays locked (FOR SHARE) until tx ends, so that no change of the password, and no deletion, can commit
+   * in between. Whatever tx creates for the user (a session) is thus created under the credentials checked.
+   */
+  holdCredentials: (tx: Database, id: number, passwordHash: string) => Promise<boolean>
   /** The public profile of a user, from memory when it was read recently; undefined for no such user. */
   profile: (id: number) => Promise<Profile | undefined>
 }
@@ -108,6 +114,12 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       const where = expected === undefined ? eq(users.id, id) : and(eq(users.id, id), eq(users.passwordHash, expected))
       const updated = await db.update(users).set({ passwordHash }).where(where).returning({ id: users.id })
       return updated.length > 0
+    },
+
+    async holdCredentials (tx, id, passwordHash) {
+      const [row] = await prepared(tx.select({ id: users.id }).from(users)
+        .where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))).for('share'))
+      return row !== undefined
     },
 
     async profile (id) {

@@ -59,11 +59,19 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         throw invalidCredentials()
       }
       await attempt.succeeded()
-      if (passwordHasher.needsRehash(user.passwordHash)) {
+      let verifiedHash = user.passwordHash
+      if (passwordHasher.needsRehash(verifiedHash)) {
         // Only over the hash just verified: a password changed meanwhile is never undone.
-        await usersRepository.setPasswordHash(user.id, await passwordHasher.hash(password), user.passwordHash)
+        const stronger = await passwordHasher.hash(password)
+        if (await usersRepository.setPasswordHash(user.id, stronger, verifiedHash)) verifiedHash = stronger
       }
-      const { pair, sessionId } = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip })
+      const started = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip }, verifiedHash)
+      if (started === undefined) {
+        logins.inc({ outcome: 'bad_credentials' })
+        request.log.info({ userId: user.id }, 'login failed: the password changed during the login')
+        throw invalidCredentials()
+      }
+      const { pair, sessionId } = started
       logins.inc({ outcome: 'success' })
       request.log.info({ userId: user.id, sessionId }, 'login succeeded')
       return pair

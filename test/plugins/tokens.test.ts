@@ -6,7 +6,7 @@ import t from 'tap'
 import db from '../../plugins/db.js'
 import revocations from '../../plugins/revocations.js'
 import sessions from '../../plugins/sessions.js'
-import tokens from '../../plugins/tokens.js'
+import tokens, { type TokenPair } from '../../plugins/tokens.js'
 import usersRepository from '../../plugins/users.js'
 import { sessions as sessionsTable, tokens as tokensTable, users } from '../../src/db/schema.js'
 import { publicJwk } from '../../src/keys.js'
@@ -30,7 +30,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     .values({ username: 'solo', usernameKey: 'solo', email: 'solo@example.com', emailKey: 'solo@example.com', passwordHash: 'x' })
     .returning()
   const ref = { id: user!.id, username: 'solo' }
-  const { pair } = await app.sessionManager.start(ref, { userAgent: 'ua', ip: '10.0.0.1' })
+  const { pair } = await app.sessionManager.start(ref, { userAgent: 'ua', ip: '10.0.0.1' }, 'x') as { pair: TokenPair }
 
   t.test('signs with the given key, issuer, audience and lifetimes', async (t) => {
     const { payload, protectedHeader } = await jwtVerify(pair.access, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile', algorithms: ['EdDSA'] })
@@ -57,7 +57,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
   })
 
   t.test('sessions: list, rotate, revoke one, revoke all but one', async (t) => {
-    const { pair: other } = await app.sessionManager.start(ref, {})
+    const { pair: other } = await app.sessionManager.start(ref, {}, 'x') as { pair: TokenPair }
     const listed = await app.sessionManager.list(user!.id)
     t.equal(listed.length, 2)
     t.match(listed.find((row) => row.id === app.tokenService.verify(pair.access).sid), { userAgent: 'ua', ip: '10.0.0.1' })
@@ -67,7 +67,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), true)
     t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), false, 'already revoked')
     t.throws(() => app.tokenService.verifyAccess(other.access), { statusCode: 401, code: 'token_revoked' })
-    const { pair: third } = await app.sessionManager.start(ref, {})
+    const { pair: third } = await app.sessionManager.start(ref, {}, 'x') as { pair: TokenPair }
     t.equal(await app.sessionManager.revokeAll(user!.id, app.tokenService.verify(rotated.access).sid), 1)
     t.throws(() => app.tokenService.verifyAccess(third.access), { code: 'token_revoked' })
     t.equal(app.tokenService.verifyAccess(rotated.access).sid, app.tokenService.verify(pair.access).sid, 'the kept session lives')
@@ -92,7 +92,7 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   const [user] = await app.db.insert(users)
     .values({ username: 'quiet', usernameKey: 'quiet', email: 'q@example.com', emailKey: 'q@example.com', passwordHash: 'x' })
     .returning()
-  const { pair } = await app.sessionManager.start({ id: user!.id, username: 'quiet' }, {})
+  const { pair } = await app.sessionManager.start({ id: user!.id, username: 'quiet' }, {}, 'x') as { pair: TokenPair }
   const sid = app.tokenService.verify(pair.access).sid
   // Revoked behind the service's back: no NOTIFY, nothing remembered.
   await app.db.update(sessionsTable).set({ revokedAt: new Date() }).where(eq(sessionsTable.id, sid))

@@ -1,0 +1,78 @@
+// POST /auth/password/change/ against logins in flight: the races of the attack review, made deterministic by
+// holding a login inside its password check while the change runs.
+import { hash } from '@node-rs/argon2'
+import { and, eq, isNull } from 'drizzle-orm'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import { sessions, users } from '../../src/db/schema.js'
+import { bearer, build, claimsOf, registerAndLogin } from '../helper.js'
+
+/** Holds the next password check, after argon2 has answered, until released. */
+function holdNextVerify (app: FastifyInstance) {
+  const { passwordHasher } = app
+  const original = passwordHasher.verify
+  let reached!: () => void
+  let release!: () => void
+  const held = { reached: new Promise<void>((resolve) => { reached = resolve }), release: () => release() }
+  const released = new Promise<void>((resolve) => { release = resolve })
+  passwordHasher.verify = async (passwordHash, password) => {
+    passwordHasher.verify = original
+    const valid = await original(passwordHash, password)
+    reached()
+    await released
+    return valid
+  }
+  return held
+}
+
+t.test('a login racing a password change', async (t) => {
+  const app = await build(t)
+  const login = (username: string, password: string) => app.inject({ method: 'POST', url: '/auth/login/', payload: { username, password } })
+  const change = (access: string, current: string, next: string) => app.inject({
+    method: 'POST', url: '/auth/password/change/', headers: bearer(access), payload: { current_password: current, new_password: next }
+  })
+  const liveSessions = (userId: number) => app.db.select({ id: sessions.id }).from(sessions)
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
+
+  t.test('a login that checked the old password opens no session once the change has answered', async (t) => {
+    const { body, user, tokens } = await registerAndLogin(app)
+    const held = holdNextVerify(app)
+    const racing = login(body.username, body.password)
+    await held.reached
+    t.equal((await change(tokens.access, body.password, 'the new secret passphrase')).statusCode, 204)
+    held.release()
+    const raced = await racing
+    t.equal(raced.statusCode, 401)
+    t.equal(raced.json().code, 'invalid_credentials')
+    t.same((await liveSessions(user.id)).map((row) => row.id), [claimsOf(tokens.access).sid], 'only the session that changed the password is live')
+    t.equal((await login(body.username, 'the new secret passphrase')).statusCode, 200, 'the new password logs in')
+  })
+
+  t.test('the re-hash of a login racing a change never brings the old password back', async (t) => {
+    const { body, user, tokens } = await registerAndLogin(app)
+    const weak = await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 })
+    await app.db.update(users).set({ passwordHash: weak }).where(eq(users.id, user.id))
+    const held = holdNextVerify(app)
+    const racing = login(body.username, body.password)
+    await held.reached
+    t.equal((await change(tokens.access, body.password, 'the new secret passphrase')).statusCode, 204)
+    held.release()
+    t.equal((await racing).statusCode, 401)
+    const [row] = await app.db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, user.id))
+    t.not(row!.passwordHash, weak)
+    t.ok(await app.passwordHasher.verify(row!.passwordHash, 'the new secret passphrase'), 'the stored hash is the new password\'s')
+    t.notOk(await app.passwordHasher.verify(row!.passwordHash, body.password), 'not the old one')
+    t.equal((await login(body.username, body.password)).statusCode, 401, 'the old password stays refused')
+  })
+
+  t.test('a user deleted during the login gets no session', async (t) => {
+    const { body, user } = await registerAndLogin(app)
+    const held = holdNextVerify(app)
+    const racing = login(body.username, body.password)
+    await held.reached
+    await app.db.delete(users).where(eq(users.id, user.id))
+    held.release()
+    t.equal((await racing).statusCode, 401)
+    t.equal((await app.db.$count(sessions, eq(sessions.userId, user.id))), 0)
+  })
+})
