@@ -1,11 +1,12 @@
 import rateLimit from '@fastify/rate-limit'
-import type { onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Limits } from '../src/config.js'
-import { apiError, messages } from '../src/errors.js'
+import { apiError, messages, throttledError } from '../src/errors.js'
 import { failingOpen, noGuard, type LoginGuard } from './throttle/login-guard.js'
 import { memoryLoginGuard } from './throttle/memory-store.js'
 import { redisLoginGuard } from './throttle/redis-store.js'
+import { memoryWindowCounter, redisWindowCounter } from './throttle/window-counter.js'
 
 export interface ThrottleOptions {
   /** False only for load tests (RATE_LIMIT=off): then no limit applies. */
@@ -15,13 +16,24 @@ export interface ThrottleOptions {
   redisKeyPrefix: string
 }
 
-/** onRequest hooks limiting each client (by IP) on one kind of route; each keeps counters of its own. */
+/** Hooks limiting each client (by IP) on one kind of route; each keeps counters of its own. */
 export interface Throttle {
   register: onRequestAsyncHookHandler
   login: onRequestAsyncHookHandler
   refresh: onRequestAsyncHookHandler
+  passwordChange: onRequestAsyncHookHandler
+  /** The same limit per authenticated user, whatever the client: a hook for after authentication. */
+  passwordChangeByUser: onRequestAsyncHookHandler
+  /**
+   * Failed password checks per account, at login and at a password change alike: one budget. The account
+   * is `accountOf(user id)` for a known user, whichever identifier was typed.
+   */
   failedLogins: LoginGuard
 }
+
+/** The failed-login guard's account of a known user; an unknown one is counted under what was typed. */
+export const accountOf = (userId: number) => `user:${userId}`
+export const unknownAccount = (typedKey: string) => `name:${typedKey}`
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,7 +55,7 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     errorResponseBuilder: (request, context) =>
       apiError(429, 'throttled', messages.throttled(Math.ceil(context.ttl / 1000))),
     onExceeded: (request, key) => {
-      // The key is `<limit>:<client>`, from the keyGenerator below.
+      // The key is `<limit>:<client or user>`, from the keyGenerators below.
       const limit = key.slice(0, key.indexOf(':'))
       request.log.warn({ client: request.ip, route: request.routeOptions.url, limit }, 'throttled')
       fastify.authMetrics.throttled.inc({ limit })
@@ -51,14 +63,29 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     }
   })
   // Each hook has a key of its own: in Redis, hooks made by fastify.rateLimit() would otherwise share one.
-  const limit = (name: keyof Limits): onRequestAsyncHookHandler => enabled
-    ? fastify.rateLimit({ max: limits[name].max, timeWindow: limits[name].window, keyGenerator: (request) => `${name}:${request.ip}` })
+  // The key starts with the limit's label, as the metric and the log line name it.
+  const limit = (name: keyof Limits, label: string, by: (request: FastifyRequest) => string = (request) => request.ip): onRequestAsyncHookHandler => enabled
+    ? fastify.rateLimit({ max: limits[name].max, timeWindow: limits[name].window, keyGenerator: (request) => `${label}:${by(request)}` })
+    : async () => {}
+  // Limits per authenticated user, in counters of their own: @fastify/rate-limit runs only one limit per request.
+  const counters = redis === undefined ? memoryWindowCounter() : redisWindowCounter(redis, redisKeyPrefix)
+  const byUser = (name: keyof Limits, label: string): onRequestAsyncHookHandler => enabled
+    ? async (request, reply) => {
+      const userId = request.user.user_id
+      const waitMs = await counters.hit(`${label}:user:${userId}`, limits[name]).catch((error: unknown) => { storeFailed(error); return 0 })
+      if (waitMs === 0) return
+      request.log.warn({ userId, client: request.ip, route: request.routeOptions.url, limit: label }, 'throttled')
+      fastify.authMetrics.throttled.inc({ limit: label })
+      throw throttledError(waitMs)
+    }
     : async () => {}
   const guard = redis === undefined ? memoryLoginGuard(limits) : failingOpen(redisLoginGuard(redis, limits, redisKeyPrefix), storeFailed)
   fastify.decorate('throttle', {
-    register: limit('register'),
-    login: limit('login'),
-    refresh: limit('refresh'),
+    register: limit('register', 'register'),
+    login: limit('login', 'login'),
+    refresh: limit('refresh', 'refresh'),
+    passwordChange: limit('passwordChange', 'password_change'),
+    passwordChangeByUser: byUser('passwordChange', 'password_change'),
     failedLogins: enabled ? guard : noGuard
   } satisfies Throttle)
 }, { name: 'throttle', dependencies: ['metrics'] })

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { accountOf, unknownAccount } from '../plugins/throttle.js'
 import { accountKey } from '../plugins/users.js'
 import { apiError, fieldErrors, messages } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
@@ -34,16 +35,18 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
     const { username: identifier, password } = request.body
-    // Unknown accounts are counted too, so a throttled answer does not tell which accounts exist.
-    const account = accountKey(identifier)
+    const user = await usersRepository.findForLogin(identifier)
+    // A known account is counted as one, whether its username or its email was typed. Unknown accounts are
+    // counted too, under what was typed, so that a throttled answer does not tell which accounts exist.
+    const account = user === undefined ? unknownAccount(accountKey(identifier)) : accountOf(user.id)
     const attempt = await failedLogins.reserve(account, request.ip).catch((error: unknown) => {
       logins.inc({ outcome: 'throttled' })
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
-      request.log.warn({ account, client: request.ip }, 'login throttled: too many failures')
+      // Never the typed identifier: a password typed into the username field would land in the log.
+      request.log.warn({ userId: user?.id, client: request.ip }, 'login throttled: too many failures')
       throw error
     })
     try {
-      const user = await usersRepository.findForLogin(identifier)
       if (user === undefined) {
         // Spend the time a real verify takes, so timing does not tell which accounts exist.
         await passwordHasher.verifyDummy(password)

@@ -37,6 +37,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_REGISTER: { ...Rate, default: '30/10m' },
   RATE_LIMIT_LOGIN: { ...Rate, default: '60/1m' },
   RATE_LIMIT_REFRESH: { ...Rate, default: '120/1m' },
+  RATE_LIMIT_PASSWORD_CHANGE: { ...Rate, default: '10/1h' },
   LOGIN_FAILURES_PER_CLIENT: { ...Rate, default: '10/15m' },
   LOGIN_FAILURES_PER_ACCOUNT: { ...Rate, default: '100/1h' },
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -58,6 +59,8 @@ export interface Limits {
   register: Limit
   login: Limit
   refresh: Limit
+  /** Password changes, per client and per user. */
+  passwordChange: Limit
   /** Failed logins of one account from one client; past it, 429 until the window ends. */
   loginFailuresPerClient: Limit
   /** Failed logins of one account from every client; past it, waits that double with each failure. */
@@ -160,7 +163,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
-  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
   if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined) {
@@ -201,6 +204,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       register: parseRate(env.RATE_LIMIT_REGISTER),
       login: parseRate(env.RATE_LIMIT_LOGIN),
       refresh: parseRate(env.RATE_LIMIT_REFRESH),
+      passwordChange: parseRate(env.RATE_LIMIT_PASSWORD_CHANGE),
       loginFailuresPerClient: parseRate(env.LOGIN_FAILURES_PER_CLIENT),
       loginFailuresPerAccount: parseRate(env.LOGIN_FAILURES_PER_ACCOUNT)
     },

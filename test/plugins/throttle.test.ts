@@ -3,6 +3,7 @@ import { loadConfig, type Limits } from '../../src/config.js'
 import type { LoginAttempt, LoginGuard } from '../../plugins/throttle/login-guard.js'
 import { memoryLoginGuard } from '../../plugins/throttle/memory-store.js'
 import { loginGuardKeys, redisLoginGuard } from '../../plugins/throttle/redis-store.js'
+import { memoryWindowCounter, redisWindowCounter } from '../../plugins/throttle/window-counter.js'
 import { testRedis } from '../helper.js'
 
 const minute = 60_000
@@ -173,4 +174,26 @@ t.test('an attempt given back after its window ended leaves the next window alon
     await two.release()
     await t.resolves(guard.reserve('ada', '10.0.0.1'), `${store}: and gives back its own`)
   }
+})
+
+t.test('window counters, on both stores: past max in a window, the wait until it ends; a new window counts afresh', async (t) => {
+  let time = 1_000_000
+  const memory = memoryWindowCounter(() => time)
+  const limit = { max: 2, window: 60_000 }
+  t.same([await memory.hit('a', limit), await memory.hit('a', limit)], [0, 0])
+  time += 10_000
+  t.equal(await memory.hit('a', limit), 50_000, 'the third waits for the window to end')
+  t.equal(await memory.hit('b', limit), 0, 'another key counts alone')
+  time += 50_000
+  t.equal(await memory.hit('a', limit), 0, 'a new window')
+
+  const { redis, prefix } = testRedis(t)
+  const shared = [redisWindowCounter(redis, prefix), redisWindowCounter(redis, prefix)]
+  const short = { max: 2, window: 300 }
+  t.same([await shared[0]!.hit('a', short), await shared[1]!.hit('a', short)], [0, 0])
+  const wait = await shared[0]!.hit('a', short)
+  t.ok(wait > 0 && wait <= 300, `shared by both: the third waits ${wait} ms`)
+  t.equal(await redis.pttl(`${prefix}window:a`) > 0, true, 'the key expires with its window')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  t.equal(await shared[1]!.hit('a', short), 0, 'a new window once the key expired')
 })

@@ -5,7 +5,7 @@ import { and, eq, isNull } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { sessions, users } from '../../src/db/schema.js'
-import { bearer, build, claimsOf, registerAndLogin } from '../helper.js'
+import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
 
 /** Holds the next password check, after argon2 has answered, until released. */
 function holdNextVerify (app: FastifyInstance) {
@@ -75,4 +75,47 @@ t.test('a login racing a password change', async (t) => {
     t.equal((await racing).statusCode, 401)
     t.equal((await app.db.$count(sessions, eq(sessions.userId, user.id))), 0)
   })
+})
+
+t.test('wrong current passwords count against the login budget of the account', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PASSWORD_CHANGE: '1000/1h', HASH_QUEUE: '100' }))
+  const { body, user, tokens } = await registerAndLogin(app)
+  const change = (current: string, client = '203.0.113.7') => app.inject({
+    method: 'POST', url: '/auth/password/change/', headers: { ...bearer(tokens.access), 'x-forwarded-for': client }, payload: { current_password: current, new_password: 'the new secret passphrase' }
+  })
+  const login = (client: string) => app.inject({ method: 'POST', url: '/auth/login/', headers: { 'x-forwarded-for': client }, payload: { username: body.email, password: body.password } })
+
+  const warnings = t.capture(app.log, 'warn')
+  const guesses = await Promise.all(Array.from({ length: 30 }, () => change('a wrong guess')))
+  const statuses = guesses.map((answer) => answer.statusCode)
+  t.equal(statuses.filter((status) => status === 400).length, 10, 'the 10 failures a client may make')
+  t.equal(statuses.filter((status) => status === 429).length, 20, `the rest throttled, before any hashing: ${statuses.join(' ')}`)
+  t.same(guesses.find((answer) => answer.statusCode === 400)!.json().errors, { current_password: ['Your current password was entered incorrectly.'] })
+  t.match(guesses.find((answer) => answer.statusCode === 429)!.json(), { code: 'throttled' })
+  const logged = warnings().map((call) => call.args)
+  t.equal(logged.filter(([, message]) => message === 'password change failed: wrong current password').length, 10)
+  t.match(logged.find(([, message]) => message === 'password change failed: wrong current password')![0], { userId: user.id, client: '203.0.113.7' })
+
+  t.equal((await change(body.password)).statusCode, 429, 'the right password waits too')
+  t.equal((await login('203.0.113.7')).statusCode, 429, 'and so does a login of the account from that client: one budget')
+  t.equal((await login('203.0.113.8')).statusCode, 200, 'another client is not blocked')
+})
+
+t.test('RATE_LIMIT_PASSWORD_CHANGE limits each client and each user', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PASSWORD_CHANGE: '3/1h' }))
+  const first = await registerAndLogin(app)
+  const second = await registerAndLogin(app)
+  const change = (access: string, client: string) => app.inject({
+    method: 'POST', url: '/auth/password/change/', headers: { ...bearer(access), 'x-forwarded-for': client }, payload: { current_password: 'wrong', new_password: 'the new secret passphrase' }
+  })
+  for (let i = 0; i < 3; i++) t.equal((await change(first.tokens.access, '203.0.113.20')).statusCode, 400)
+  const throttled = await change(first.tokens.access, '203.0.113.20')
+  t.equal(throttled.statusCode, 429)
+  t.equal(throttled.json().code, 'throttled')
+  t.ok(Number(throttled.headers['retry-after']) > 0)
+  t.equal((await change(first.tokens.access, '203.0.113.21')).statusCode, 429, 'the same user from another client')
+  t.equal((await change(second.tokens.access, '203.0.113.20')).statusCode, 429, 'another user from the same client')
+  t.equal((await change(second.tokens.access, '203.0.113.22')).statusCode, 400, 'another user from another client')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.body, /auth_throttled_total\{limit="password_change"\} 3/)
 })

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { build, capturedWithin, newUser, redisUrl, testEnvironment, testRedis } from '../helper.js'
+import { bearer, build, capturedWithin, newUser, redisUrl, registerAndLogin, testEnvironment, testRedis } from '../helper.js'
 
 async function twoInstances (t: Test, overrides: Record<string, string>) {
   const environment = await testEnvironment(t, { RATE_LIMIT: 'on', ...overrides })
@@ -13,6 +13,18 @@ async function twoInstances (t: Test, overrides: Record<string, string>) {
 
 /** A key prefix of this test's own, its keys deleted when it ends. */
 const redisPrefix = (t: Test) => testRedis(t).prefix
+
+/**
+ * Registers the user on both instances' databases: on PGlite each instance has a database of its own, and the
+ * guard counts a known account by its id, the same in both when both saw the same registrations. On PostgreSQL
+ * they share one, and the second registration is a 409.
+ */
+async function registerOnBoth (t: Test, a: Awaited<ReturnType<typeof build>>, b: typeof a, user: ReturnType<typeof newUser>) {
+  const [first, second] = [await a.inject({ method: 'POST', url: '/auth/register/', payload: user }), await b.inject({ method: 'POST', url: '/auth/register/', payload: user })]
+  t.equal(first.statusCode, 201)
+  if (second.statusCode === 201) t.equal(second.json().id, first.json().id, 'the same id in both databases')
+  else t.equal(second.statusCode, 409)
+}
 
 const register = (app: Awaited<ReturnType<typeof build>>) =>
   app.inject({ method: 'POST', url: '/auth/register/', payload: newUser({ username: 'ab' }) })
@@ -39,7 +51,7 @@ t.test('with REDIS_URL, a per-client limit holds across two instances', async (t
 t.test('with REDIS_URL, failed logins of one account count across two instances', async (t) => {
   const [a, b] = await twoInstances(t, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix(t), LOGIN_FAILURES_PER_CLIENT: '3/15m' })
   const user = newUser()
-  t.equal((await a.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+  await registerOnBoth(t, a, b, user)
   const login = (app: typeof a, password: string) =>
     app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password } })
   t.same([(await login(a, 'wrong')).statusCode, (await login(b, 'wrong')).statusCode, (await login(a, 'wrong')).statusCode], [401, 401, 401])
@@ -56,7 +68,7 @@ t.test('with REDIS_URL, parallel wrong passwords on two instances: exactly the l
   })
   const guesses = async (client: (i: number) => string) => {
     const user = newUser()
-    t.equal((await a.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+    await registerOnBoth(t, a, b, user)
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).inject({
       method: 'POST', url: '/auth/login/', payload: { username: user.username, password: 'wrong' }, headers: { 'x-forwarded-for': client(i) }
     })))
@@ -65,6 +77,19 @@ t.test('with REDIS_URL, parallel wrong passwords on two instances: exactly the l
   }
   t.same(await guesses(() => '203.0.113.1'), { failed: 10, throttled: 20 }, 'from one client: the 10 of LOGIN_FAILURES_PER_CLIENT')
   t.same(await guesses((i) => `198.51.100.${i}`), { failed: 20, throttled: 10 }, 'from 30 clients: the 20 of LOGIN_FAILURES_PER_ACCOUNT')
+})
+
+t.test('with REDIS_URL, the per-user password-change limit holds across two instances and clients', async (t) => {
+  const [a, b] = await twoInstances(t, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix(t), RATE_LIMIT_PASSWORD_CHANGE: '2/1h', TRUST_PROXY: '127.0.0.1' })
+  const { tokens } = await registerAndLogin(a)
+  const change = (app: typeof a, client: string) => app.inject({
+    method: 'POST', url: '/auth/password/change/', headers: { ...bearer(tokens.access), 'x-forwarded-for': client }, payload: { current_password: 'wrong', new_password: 'the new secret passphrase' }
+  })
+  t.equal((await change(a, '203.0.113.30')).statusCode, 400)
+  t.equal((await change(b, '203.0.113.31')).statusCode, 400)
+  const third = await change(a, '203.0.113.32')
+  t.equal(third.statusCode, 429, 'the user\'s third change, from a third client, on either instance')
+  t.ok(Number(third.headers['retry-after']) > 3500, 'in an hour\'s window')
 })
 
 t.test('without REDIS_URL, each instance counts alone', async (t) => {
@@ -86,11 +111,12 @@ t.test('a Redis outage lets requests through, logged, rather than refusing every
   await probe.ping()
   await probe.quit()
 
-  const [app] = await twoInstances(t, { REDIS_URL: url, RATE_LIMIT_REGISTER: '1/10m', LOGIN_FAILURES_PER_CLIENT: '1/15m' })
+  const [app] = await twoInstances(t, { REDIS_URL: url, RATE_LIMIT_REGISTER: '1/10m', LOGIN_FAILURES_PER_CLIENT: '1/15m', RATE_LIMIT_PASSWORD_CHANGE: '1/1h' })
   const warnings = t.capture(app.log, 'warn')
   const errors = t.capture(app.log, 'error')
   const user = newUser()
   t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+  const { access } = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password: user.password } })).json()
   server.kill('SIGKILL')
   await exited
   const registered = await app.inject({ method: 'POST', url: '/auth/register/', payload: newUser() })
@@ -101,6 +127,11 @@ t.test('a Redis outage lets requests through, logged, rather than refusing every
   }
   statuses.push((await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: user.username, password: user.password } })).statusCode)
   t.same(statuses, [401, 401, 401, 200], 'logins answered as if unthrottled, never a 500')
+  const changes = []
+  for (let i = 0; i < 2; i++) {
+    changes.push((await app.inject({ method: 'POST', url: '/auth/password/change/', headers: bearer(access), payload: { current_password: 'wrong', new_password: 'the new secret passphrase' } })).statusCode)
+  }
+  t.same(changes, [400, 400], 'password changes too, past the per-user limit of 1 that could not be counted')
   t.ok((await capturedWithin(warnings, 5000)).some(({ args }) => args[1] === 'redis connection error'), 'the failed reconnections are logged')
   t.ok(errors().some(({ args }) => args[1] === 'throttle store failed: request let through'), 'so is each count that failed')
 })

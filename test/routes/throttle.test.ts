@@ -77,6 +77,18 @@ t.test('failed logins per account and client: 429 from the 11th, other clients u
   t.equal((await login('nobody-at-all', 'x', '203.0.113.5')).statusCode, 401, 'other accounts from that client are not blocked')
 })
 
+t.test('failed logins count per account, whether its username or its email is typed', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on' }))
+  const { body } = await registerAndLogin(app)
+  const login = (username: string, password: string) => app.inject({ method: 'POST', url: '/auth/login/', payload: { username, password } })
+  for (let i = 0; i < 10; i++) t.equal((await login(i % 2 === 0 ? body.username : body.email.toUpperCase(), 'wrong password')).statusCode, 401)
+  t.equal((await login(body.email, body.password)).statusCode, 429, 'by email')
+  t.equal((await login(body.username, body.password)).statusCode, 429, 'by username')
+  const warnings = t.capture(app.log, 'warn')
+  await login(`${body.username}`, 'wrong password')
+  t.notMatch(JSON.stringify(warnings().map((call) => call.args)), body.username, 'the throttled line does not log what was typed')
+})
+
 t.test('parallel wrong passwords from one client: exactly 10 are checked, the rest wait', async (t) => {
   // A queue long enough that no guess is turned away for want of a hashing slot.
   const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', HASH_QUEUE: '100' }))

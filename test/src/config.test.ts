@@ -47,6 +47,7 @@ t.test('defaults', async (t) => {
       register: { max: 30, window: 600_000 },
       login: { max: 60, window: 60_000 },
       refresh: { max: 120, window: 60_000 },
+      passwordChange: { max: 10, window: 3_600_000 },
       loginFailuresPerClient: { max: 10, window: 900_000 },
       loginFailuresPerAccount: { max: 100, window: 3_600_000 }
     },
