@@ -1,5 +1,6 @@
 import { createHash, randomUUID, type KeyObject } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
+import { createSigner } from 'fast-jwt'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { messages, notAuthenticated, tokenError } from '../src/errors.js'
@@ -78,6 +79,12 @@ declare module 'fastify' {
 }
 
 export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex')
+/**
+ * Explicitly typed tokens (RFC 8725 §3.11): access tokens are `at+jwt` (RFC 9068) for the API's audience;
+ * refresh tokens are `refresh+jwt`, and their audience is this service itself (its issuer), so that no
+ * relying party that checks `aud` (or `typ`) can take one for an access token.
+ */
+export const tokenTypes = { access: 'at+jwt', refresh: 'refresh+jwt' } as const
 const verifiedCacheSize = 1000
 const toSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
 
@@ -95,15 +102,14 @@ export function toPair (access: IssuedToken, refresh: IssuedToken): TokenPair {
 export default fp<TokenOptions>(async (fastify, options) => {
   const { revocations } = fastify
   const current = publicJwk(options.signingKey)
+  const privatePem = options.signingKey.export({ format: 'pem', type: 'pkcs8' }) as string
   await fastify.register(fastifyJwt, {
-    secret: {
-      private: options.signingKey.export({ format: 'pem', type: 'pkcs8' }) as string,
-      public: pem(options.signingKey)
-    },
-    sign: { algorithm: 'EdDSA', kid: current.kid },
+    secret: { private: privatePem, public: pem(options.signingKey) },
+    sign: { algorithm: 'EdDSA', kid: current.kid, header: { alg: 'EdDSA', typ: tokenTypes.access } },
     // Unused by the service, which verifies through plugins/tokens/verify.ts; as strict, should anyone call it.
     verify: { algorithms: ['EdDSA'], allowedIss: options.issuer, allowedAud: options.audience }
   })
+  const signRefreshToken = createSigner({ key: privatePem, algorithm: 'EdDSA', kid: current.kid, header: { alg: 'EdDSA', typ: tokenTypes.refresh } })
   const verifier = createTokenVerifier({ ...options, cacheSize: verifiedCacheSize })
 
   function verify (token: string, type?: TokenClaims['token_type']): TokenClaims {
@@ -119,7 +125,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
   }
 
   function sign (claims: TokenClaims & { username?: string }): IssuedToken {
-    const token = fastify.jwt.sign(claims)
+    const token = claims.token_type === 'access' ? fastify.jwt.sign(claims) : signRefreshToken(claims)
     return {
       token,
       row: {
@@ -135,20 +141,20 @@ export default fp<TokenOptions>(async (fastify, options) => {
   }
 
   const common = (user: UserRef, sessionId: string) =>
-    ({ sub: String(user.id), user_id: user.id, sid: sessionId, iss: options.issuer, aud: options.audience })
+    ({ sub: String(user.id), user_id: user.id, sid: sessionId, iss: options.issuer })
 
   const service: TokenService = {
     jwks: { keys: [current, ...options.previousPublicKeys.map(publicJwk)] },
 
     signAccess (user, sessionId) {
       const iat = toSeconds(new Date())
-      return sign({ ...common(user, sessionId), jti: randomUUID(), token_type: 'access', iat, exp: iat + options.accessTokenTtl, username: user.username })
+      return sign({ ...common(user, sessionId), aud: options.audience, jti: randomUUID(), token_type: 'access', iat, exp: iat + options.accessTokenTtl, username: user.username })
     },
 
     signRefresh (user, sessionId, notAfter, earlier) {
       const iat = toSeconds(new Date())
       const claims = earlier ?? { jti: randomUUID(), iat, exp: Math.min(iat + options.refreshTokenTtl, toSeconds(notAfter)) }
-      return sign({ ...common(user, sessionId), jti: claims.jti, token_type: 'refresh', iat: claims.iat, exp: claims.exp })
+      return sign({ ...common(user, sessionId), aud: options.issuer, jti: claims.jti, token_type: 'refresh', iat: claims.iat, exp: claims.exp })
     },
 
     verify,

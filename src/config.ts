@@ -166,6 +166,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
+  if (env.JWT_AUDIENCE === env.JWT_ISSUER) {
+    problems.push('JWT_AUDIENCE: must differ from JWT_ISSUER, which is the audience of refresh tokens: a relying party checking aud must not accept one')
+  }
   if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined) {
     problems.push('WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only')
   }

@@ -74,7 +74,8 @@ export const pem = (key: KeyObject) => publicKeyOf(key).export({ format: 'pem', 
 export function createTokenVerifier (options: VerifierOptions): TokenVerifier {
   const claimsOptions = {
     allowedIss: options.issuer,
-    allowedAud: options.audience,
+    // Access tokens are for the API's audience, refresh tokens for this service itself; wellFormed() pairs them.
+    allowedAud: [options.audience, options.issuer],
     requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'sid', 'jti', 'token_type']
   }
   const publicKeys = [publicKeyOf(options.signingKey), ...options.previousPublicKeys]
@@ -92,8 +93,13 @@ export function createTokenVerifier (options: VerifierOptions): TokenVerifier {
     return claims !== undefined && claims.exp * 1000 > Date.now() ? claims : undefined
   }
 
+  // A refresh token signed before refresh tokens had an audience of their own carries the API's; accepted
+  // until it expires (REFRESH_TOKEN_TTL, at most SESSION_MAX_AGE).
+  const audienceOf = { access: [options.audience], refresh: [options.issuer, options.audience] }
   function accept (token: string, claims: TokenClaims): TokenClaims {
     if (!wellFormed(claims)) throw invalidToken()
+    const audiences: unknown[] = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+    if (!audiences.some((audience) => audienceOf[claims.token_type].includes(audience as string))) throw invalidToken()
     verified.set(token, claims)
     return claims
   }

@@ -35,7 +35,7 @@ t.test('hostile JWTs', async (t) => {
 
   const [headerSegment, payloadSegment, signatureSegment] = pair.access.split('.') as [string, string, string]
   const header = JSON.parse(Buffer.from(headerSegment, 'base64url').toString()) as Record<string, unknown>
-  t.same(header, { alg: 'EdDSA', typ: 'JWT', kid: jwk.kid }, 'the header the service signs')
+  t.same(header, { alg: 'EdDSA', typ: 'at+jwt', kid: jwk.kid }, 'the header the service signs')
   const claims = claimsOf(pair.access)
   const now = Math.floor(Date.now() / 1000)
   const signed = (payload: unknown, head: unknown = header) => jws(head, payload, serviceKey.privateKey)
@@ -133,6 +133,7 @@ t.test('hostile JWTs', async (t) => {
       ['a wrong aud', signed({ ...claims, aud: 'other-api' }), invalid],
       ['aud an array without ours', signed({ ...claims, aud: ['other-api', 'third'] }), invalid],
       ['aud missing', signed(withoutKey(claims, 'aud')), invalid],
+      ['aud of refresh tokens (the issuer) on an access token', signed({ ...claims, aud: claims.iss }), invalid],
       ['iss and aud as regular expression bait', signed({ ...claims, iss: '.*', aud: '.*' }), invalid],
       ['sid missing', signed(withoutKey(claims, 'sid')), invalid],
       ['token_type missing', signed(withoutKey(claims, 'token_type')), invalid],

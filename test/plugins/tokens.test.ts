@@ -37,7 +37,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     t.equal(protectedHeader.kid, app.tokenService.jwks.keys[0]!.kid)
     t.equal(payload.exp! - payload.iat!, 60)
     t.match(app.tokenService.verifyAccess(pair.access), { sub: String(user!.id), username: 'solo', token_type: 'access' })
-    const refresh = await jwtVerify(pair.refresh, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'mobile' })
+    const refresh = await jwtVerify(pair.refresh, createPublicKey(privateKey), { issuer: 'https://issuer.test', audience: 'https://issuer.test', typ: 'refresh+jwt' })
     t.equal(refresh.payload.exp! - refresh.payload.iat!, 3600)
     t.same(app.tokenService.jwks.keys.map((key) => key.kid), [publicJwk(privateKey).kid, publicJwk(previous.privateKey).kid])
   })

@@ -2,7 +2,7 @@ import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:cry
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { eq } from 'drizzle-orm'
-import { createLocalJWKSet, jwtVerify } from 'jose'
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import t from 'tap'
 import { users } from '../../src/db/schema.js'
 import { privateKeyFile } from '../../src/keys.js'
@@ -77,6 +77,25 @@ t.test('GET /auth/me/', async (t) => {
     const verified = await jwtVerify(pair.access, createLocalJWKSet(jwks), { issuer: 'auth-service', audience: 'api', algorithms: ['EdDSA'] })
     t.equal(verified.protectedHeader.kid, jwks.keys[0].kid)
     t.equal(verified.payload.sub, String(user.id))
+  })
+
+  t.test('a relying party verifying as the README says accepts the access token and refuses the refresh token', async (t) => {
+    const jwks = createLocalJWKSet((await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json())
+    const asTheReadmeSays = (token: string) => jwtVerify(token, jwks, { algorithms: ['EdDSA'], typ: 'at+jwt', issuer: 'auth-service', audience: 'api' })
+    const { protectedHeader } = await asTheReadmeSays(pair.access)
+    t.equal(protectedHeader.typ, 'at+jwt')
+    await t.rejects(asTheReadmeSays(pair.refresh), { code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'typ' } as never, 'a refresh token is refused')
+    // Even by one that forgets typ: the audience differs.
+    await t.rejects(jwtVerify(pair.refresh, jwks, { algorithms: ['EdDSA'], issuer: 'auth-service', audience: 'api' }), { code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'aud' } as never)
+    t.same(decodeProtectedHeader(pair.refresh).typ, 'refresh+jwt')
+    t.equal(claimsOf(pair.refresh).aud, 'auth-service', 'the service itself is the audience of its refresh tokens')
+  })
+
+  t.test('an access token with the audience of refresh tokens is refused here too', async (t) => {
+    const forged = app.jwt.sign({ ...claimsOf(pair.access), aud: 'auth-service' } as never)
+    const response = await me(bearer(forged))
+    t.equal(response.statusCode, 401)
+    t.equal(response.json().code, 'token_invalid')
   })
 
   t.test('a token of a user who no longer exists is refused', async (t) => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { and, eq, isNull } from 'drizzle-orm'
 import t from 'tap'
 import { sessions, tokens, users } from '../../src/db/schema.js'
@@ -61,6 +62,20 @@ t.test('refresh and logout', async (t) => {
     const gone = await registerAndLogin(app)
     await app.db.delete(users).where(eq(users.id, gone.user.id))
     t.match((await refresh(gone.tokens.refresh)).json(), { statusCode: 401, code: 'token_invalid' }, 'the user is gone')
+  })
+
+  t.test('a refresh token signed before refresh tokens had their own audience and type still refreshes', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
+    const claims = claimsOf(pair.refresh)
+    // As the previous version signed it: typ JWT, aud JWT_AUDIENCE; on record under its own hash.
+    const legacy = app.jwt.sign({ ...claims, aud: 'api' } as never, { header: { alg: 'EdDSA', typ: 'JWT' } })
+    t.equal(JSON.parse(Buffer.from(legacy.split('.')[0]!, 'base64url').toString()).typ, 'JWT')
+    await app.db.update(tokens).set({ tokenHash: createHash('sha256').update(legacy).digest('hex') }).where(eq(tokens.jti, String(claims.jti)))
+    const rotated = await refresh(legacy)
+    t.equal(rotated.statusCode, 200)
+    t.equal(claimsOf(rotated.json().refresh).aud, 'auth-service', 'its replacement has the new audience')
+    // An access token cannot pass for one, whatever its audience.
+    t.equal((await refresh(app.jwt.sign({ ...claimsOf(pair.access), aud: 'auth-service' } as never))).json().code, 'token_invalid')
   })
 
   t.test('logout revokes the session: its refresh and access tokens stop working', async (t) => {
