@@ -22,6 +22,7 @@ import passwordRoutes from '../routes/password.js'
 import sessionRoutes from '../routes/sessions.js'
 import type { Config } from './config.js'
 import { codeForStatus, errorBody, isErrorCode, messages } from './errors.js'
+import { secureDataDir } from './data-dir.js'
 import { loadOrCreateSigningKey } from './keys.js'
 import { validationErrors } from './validation.js'
 
@@ -31,6 +32,12 @@ export interface AppOptions {
 
 /** The whole service as one plugin; register it wrapped in fastify-plugin. */
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
+  // DATA_DIR is used for the embedded database and for a signing key kept there.
+  if (config.databaseUrl === undefined || config.signingKey === undefined) {
+    if (await secureDataDir(config.dataDir) === 'tightened') {
+      fastify.log.warn({ dataDir: config.dataDir }, 'DATA_DIR was open to other users: its mode is now 0700')
+    }
+  }
   await fastify.register(sensible)
   await fastify.register(db, {
     databaseUrl: config.databaseUrl,

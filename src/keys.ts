@@ -20,7 +20,7 @@ export interface PublicJwk {
 export async function loadOrCreateSigningKey (dataDir: string): Promise<KeyObject> {
   const path = join(dataDir, privateKeyFile)
   const pem = await readFile(path, 'utf8').catch(async () => {
-    await mkdir(dataDir, { recursive: true })
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
     const fresh = generateKeyPem().privateKey
     const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`
     await writeFile(temporary, fresh, { mode: 0o600 })
