@@ -29,6 +29,7 @@ export const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'api' }),
   SHUTDOWN_TIMEOUT: { ...Duration, default: '10s' },
+  REQUEST_TIMEOUT: { ...Duration, default: '30s' },
   // argon2 is CPU-bound: more hashes at once than cores add memory (19 MiB each) and latency, not throughput.
   HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: availableParallelism() }),
   HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
@@ -100,6 +101,8 @@ export interface Config {
   logLevel: string
   /** Seconds that SIGTERM waits for requests in flight before the process exits anyway. */
   shutdownTimeout: number
+  /** Seconds a client has to send a whole request, headers and body. */
+  requestTimeout: number
   /** Argon2 hashes computed at once. */
   hashConcurrency: number
   /** Hashes that may wait for a slot; past that, 503. */
@@ -160,7 +163,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
     if (env[name] !== undefined && !URL.canParse(env[name])) problems.push(`${name}: not a valid URL`)
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
@@ -198,6 +201,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     jwtAudience: env.JWT_AUDIENCE,
     logLevel: env.LOG_LEVEL,
     shutdownTimeout: parseDuration(env.SHUTDOWN_TIMEOUT),
+    requestTimeout: parseDuration(env.REQUEST_TIMEOUT),
     hashConcurrency: env.HASH_CONCURRENCY,
     hashQueue: env.HASH_QUEUE ?? 16 * env.HASH_CONCURRENCY,
     hsts: env.HSTS === 'on',

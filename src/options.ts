@@ -1,4 +1,5 @@
-import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyReply } from 'fastify'
 import { errorBody } from './errors.js'
 import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino'
 
@@ -47,8 +48,18 @@ export const prettyLogs = (stdoutIsTTY: boolean | undefined, nodeEnv: string | u
  * The server options, shared by the real server and the tests so that both validate alike.
  * `pretty`: readable lines through pino-pretty, for a person at a terminal; JSON lines otherwise.
  */
-export function serverOptions ({ logLevel, trustProxy = false }: { logLevel: string, trustProxy?: string[] | false }, { pretty = false } = {}): FastifyServerOptions {
+export function serverOptions ({ logLevel, trustProxy = false, requestTimeout = 30 }: { logLevel: string, trustProxy?: string[] | false, requestTimeout?: number }, { pretty = false } = {}): FastifyHttpOptions<Server> {
+  const requestTimeoutMs = requestTimeout * 1000
   return {
+    // A client has REQUEST_TIMEOUT for its whole request, however slowly it trickles in (408, then closed), and a
+    // connection idle for four times that is closed. Node checks the first on an interval (a quarter of it, 1 to
+    // 30 s), and only while the headers' own timeout is no longer than it: past that, a body could trickle for 60 s.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: 4 * requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(Math.max(requestTimeoutMs / 4, 1000), 30_000)
+    },
     // Whom X-Forwarded-For is believed from: nobody by default, so a client cannot pick its own address.
     trustProxy,
     logger: {

@@ -38,6 +38,7 @@ t.test('defaults', async (t) => {
     jwtAudience: 'api',
     logLevel: 'info',
     shutdownTimeout: 10,
+    requestTimeout: 30,
     hashConcurrency: availableParallelism(),
     hashQueue: 16 * availableParallelism(),
     hsts: false,

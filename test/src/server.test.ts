@@ -66,3 +66,24 @@ t.test('a worker of WEB_CONCURRENCY closes on SIGTERM only: SIGINT, sent by a te
   await worker.close()
   t.same({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }, before, 'closing removes them all')
 })
+
+t.test('REQUEST_TIMEOUT: a body trickling in is cut off, however active the socket', async (t) => {
+  const server = await start(await testEnvironment(t, { PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT: '1s' }))
+  t.teardown(() => server.close())
+  const { port } = server.server.address() as { port: number }
+  const { connect } = await import('node:net')
+  const socket = connect(port, '127.0.0.1')
+  await new Promise((resolve) => socket.once('connect', resolve))
+  const started = Date.now()
+  socket.write('POST /auth/login/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{')
+  // One byte every 200 ms: the socket is never idle, the request is never complete.
+  const trickle = setInterval(() => { if (!socket.destroyed) socket.write(' ') }, 200)
+  let answer = ''
+  socket.on('data', (chunk) => { answer += String(chunk) })
+  socket.on('error', () => {})
+  await new Promise((resolve) => socket.once('close', resolve))
+  clearInterval(trickle)
+  const elapsed = Date.now() - started
+  t.match(answer, /^HTTP\/1\.1 408 /, 'answered 408 Request Timeout')
+  t.ok(elapsed >= 900 && elapsed < 5000, `closed after ${elapsed} ms`)
+})
