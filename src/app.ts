@@ -1,6 +1,6 @@
 import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
-import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyPluginAsync, onSendHookHandler } from 'fastify'
 import db from '../plugins/db.js'
 import docs from '../plugins/docs.js'
 import metrics from '../plugins/metrics.js'
@@ -70,8 +70,17 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-content-type-options', 'nosniff')
     if (config.hsts) reply.header('strict-transport-security', hsts)
-    if (request.url.startsWith('/auth')) reply.header('cache-control', 'no-store')
     done()
+  })
+  // Answers of the /auth/ routes hold tokens and personal data: never stored. Decided by the route matched, not
+  // the raw URL, which may spell the same path differently (`/%61uth/login/`); on the way out, so that an answer
+  // of any hook (a 401, a 429) carries it too.
+  const noStore: onSendHookHandler = (request, reply, payload, done) => {
+    reply.header('cache-control', 'no-store')
+    done(null, payload)
+  }
+  fastify.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/auth/')) route.onSend = [noStore, ...[route.onSend ?? []].flat()]
   })
   // Without an allowlist no CORS header is ever sent, so browsers keep other origins out.
   if (config.corsOrigins.length > 0) {
@@ -102,7 +111,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     return reply.code(statusCode).send(errorBody(statusCode, code, error.message, error.errors))
   })
 
-  fastify.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(404, 'not_found', messages.routeNotFound(request.method, request.url))))
+  fastify.setNotFoundHandler((request, reply) => reply.code(404).header('cache-control', 'no-store')
+    .send(errorBody(404, 'not_found', messages.routeNotFound(request.method, request.url))))
 
   await fastify.register(docs)
   await fastify.register(authRoutes)

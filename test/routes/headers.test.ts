@@ -53,3 +53,18 @@ t.test('CORS_ORIGINS lets exactly those origins in', async (t) => {
   t.equal(login.headers['access-control-allow-origin'], 'http://localhost:5173', 'errors carry it too, so the browser shows them')
   t.equal(login.headers['x-content-type-options'], 'nosniff')
 })
+
+t.test('Cache-Control: no-store follows the route matched, however its path is spelled', async (t) => {
+  const app = await build(t)
+  const { body } = await registerAndLogin(app)
+  for (const url of ['/auth/login/', '/%61uth/login/', '/auth/%6Cogin/', '/auth/login']) {
+    const answer = await app.inject({ method: 'POST', url, payload: { username: body.username, password: body.password } })
+    t.equal(answer.statusCode, 200, url)
+    t.ok(answer.json().access, `${url}: a token pair`)
+    t.equal(answer.headers['cache-control'], 'no-store', `${url}: not stored`)
+  }
+  const refused = await app.inject({ method: 'GET', url: '/%61uth/sessions/' })
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.headers['cache-control'], 'no-store', 'an answer of a hook carries it too')
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).headers['cache-control'], undefined, 'other routes may be cached')
+})
