@@ -151,6 +151,13 @@ t.test('hostile JWTs', async (t) => {
       ['a newline inside the signature', `${headerSegment}.${payloadSegment}.${signatureSegment.slice(0, 10)}\n${signatureSegment.slice(10)}`, invalid],
       ['standard base64 (+ and /) in the signature', `${headerSegment}.${payloadSegment}.${signatureSegment.replaceAll('-', '+').replaceAll('_', '/')}${/[-_]/.test(signatureSegment) ? '' : '+'}`, invalid],
       ['a signature one character short', pair.access.slice(0, -1), invalid],
+      // The last character of 64 bytes in base64url holds 2 bits; its 4 spare bits give 15 other spellings.
+      ...Array.from({ length: 15 }, (_, spare) => {
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+        const last = alphabet.indexOf(signatureSegment.at(-1)!)
+        const spelling = `${pair.access.slice(0, -1)}${alphabet[(last & 0b110000) | ((last + spare + 1) & 0b1111)]}`
+        return [`a non-canonical spelling of the signature (${spare + 1} of 15)`, spelling, invalid] as [string, string, Expected]
+      }),
       ['a signature with a character changed', `${pair.access.slice(0, -2)}${pair.access.at(-2) === 'A' ? 'B' : 'A'}${pair.access.at(-1)}`, invalid],
       ['two segments', `${headerSegment}.${payloadSegment}`, invalid],
       ['four segments', `${pair.access}.${signatureSegment}`, invalid],
