@@ -22,6 +22,8 @@ export const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
   PURGE_INTERVAL: Type.String({ pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '1h' }),
   INTROSPECTION_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  INTROSPECTION_PUBLIC: Type.Enum(['on', 'off'], { default: 'off' }),
+  NODE_ENV: Type.Optional(Type.String()),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PRIVATE_KEY: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
@@ -90,6 +92,8 @@ export interface Config {
   purgeInterval: number
   /** When set, callers of /auth/introspect/ must present it as a Bearer token. */
   introspectionSecret?: string
+  /** NODE_ENV=production: surfaces left open are refused or warned about at start. */
+  production: boolean
   /** When set, GET /metrics needs it as a Bearer token. */
   metricsToken?: string
   /** From JWT_PRIVATE_KEY; without it a key pair is kept in dataDir. */
@@ -172,6 +176,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   if (env.JWT_AUDIENCE === env.JWT_ISSUER) {
     problems.push('JWT_AUDIENCE: must differ from JWT_ISSUER, which is the audience of refresh tokens: a relying party checking aud must not accept one')
   }
+  if (env.NODE_ENV === 'production' && env.INTROSPECTION_SECRET === undefined && env.INTROSPECTION_PUBLIC === 'off') {
+    problems.push('INTROSPECTION_SECRET: required with NODE_ENV=production, or /auth/introspect/ answers anyone; set INTROSPECTION_PUBLIC=on to leave it open on purpose')
+  }
   if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined) {
     problems.push('WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only')
   }
@@ -194,6 +201,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     refreshReuseGrace: env.REFRESH_REUSE_GRACE,
     purgeInterval: parseDuration(env.PURGE_INTERVAL),
     introspectionSecret: env.INTROSPECTION_SECRET,
+    production: env.NODE_ENV === 'production',
     metricsToken: env.METRICS_TOKEN,
     signingKey,
     previousPublicKeys,
@@ -219,6 +227,15 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     trustProxy
   }
+}
+
+/** What a production instance leaves open to anyone who reaches it, one line each: warned about at start. */
+export function openSurfaces (config: Config): string[] {
+  const open: string[] = []
+  if (config.metricsToken === undefined) open.push('GET /metrics answers anyone: set METRICS_TOKEN, or keep it off the internet')
+  if (config.introspectionSecret === undefined) open.push('POST /auth/introspect/ answers anyone (INTROSPECTION_PUBLIC=on): set INTROSPECTION_SECRET')
+  if (!config.hsts) open.push('HSTS is off: behind HTTPS, set HSTS=on')
+  return open
 }
 
 function describe (name: string): string {
@@ -282,9 +299,22 @@ function readTrustProxy (value: string | undefined, problems: string[]): string[
   if (value === undefined) return false
   const proxies = value.split(',').map((proxy) => proxy.trim())
   const named = new Set(['loopback', 'linklocal', 'uniquelocal'])
-  if (proxies.every((proxy) => named.has(proxy) || isIP(proxy.split('/')[0]!) !== 0)) return proxies
-  problems.push(`TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got ${JSON.stringify(value)}`)
+  const bad = proxies.filter((proxy) => !named.has(proxy) && !validRange(proxy))
+  if (bad.length === 0) return proxies
+  problems.push(`TRUST_PROXY: must be proxy addresses or CIDR ranges of at least one bit, comma-separated; not ${bad.map((proxy) => JSON.stringify(proxy)).join(', ')}`)
   return false
+}
+
+/**
+ * An address, or a CIDR range with a prefix its family can have. A /0 range would trust X-Forwarded-For from
+ * every address, so every client could pick its own address (and its own throttle counters).
+ */
+function validRange (proxy: string): boolean {
+  const [address, prefix, ...rest] = proxy.split('/')
+  const family = isIP(address!)
+  if (family === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  return /^[1-9][0-9]{0,2}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
 function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {

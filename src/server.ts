@@ -4,7 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import app from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, loadConfig, openSurfaces } from './config.js'
 import { prettyLogs, serverOptions } from './options.js'
 
 /** Builds the service from the environment and listens; SIGTERM and SIGINT close it gracefully. */
@@ -12,6 +12,7 @@ export async function start (environment: Record<string, string | undefined> = p
   const config = loadConfig(environment)
   const server = Fastify(serverOptions(config, { pretty: prettyLogs(process.stdout.isTTY, environment.NODE_ENV) }))
   await server.register(fp(app), { config })
+  if (config.production) for (const surface of openSurfaces(config)) server.log.warn(`open in production: ${surface}`)
 
   // Once closing, every answer asks its client to hang up: a keep-alive connection that was busy
   // when the shutdown began would otherwise hold the server open until SHUTDOWN_TIMEOUT.

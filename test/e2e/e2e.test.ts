@@ -274,7 +274,8 @@ t.test('WEB_CONCURRENCY above 1 on the embedded database stops before listening,
 t.test('at a terminal npm start logs pretty lines; with NODE_ENV=production, JSON lines', async (t) => {
   t.equal(await npm(['run', 'build', '--silent'], {}).exited, 0)
   for (const [nodeEnv, pretty] of [['development', true], ['production', false]] as const) {
-    const environment = { ...(await testEnvironment(t, { PORT: String(await freePort()), LOG_LEVEL: 'info' })), NODE_ENV: nodeEnv }
+    // In production, /auth/introspect/ must be closed by a secret or opened on purpose.
+    const environment = { ...(await testEnvironment(t, { PORT: String(await freePort()), LOG_LEVEL: 'info', INTROSPECTION_PUBLIC: 'on' })), NODE_ENV: nodeEnv }
     // script(1) runs the command on a pseudo-terminal, as a person's shell would. The server runs in a
     // session of its own there, so the shell prints its pid before it becomes the server.
     const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
@@ -293,6 +294,9 @@ t.test('at a terminal npm start logs pretty lines; with NODE_ENV=production, JSO
     const line = output.split('\n').find((candidate) => candidate.includes('Server listening at')) ?? ''
     if (pretty) t.match(line, /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] .*INFO.*: Server listening at http:/, `${nodeEnv}: a pretty line`)
     else t.match(line, /^\{"level":30,.*"msg":"Server listening at http:/, `${nodeEnv}: a JSON line`)
+    const warned = output.split('\n').filter((candidate) => candidate.includes('open in production'))
+    if (pretty) t.same(warned, [], `${nodeEnv}: no warning about open surfaces`)
+    else t.match(warned, [/"level":40,.*\/metrics/, /"level":40,.*introspect/, /"level":40,.*HSTS/], `${nodeEnv}: one warning per open surface`)
     // Stopped while its terminal is still there, as a person would with Ctrl-C.
     process.kill(serverPid, 'SIGINT')
     await exited

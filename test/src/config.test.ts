@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import t from 'tap'
-import { ConfigError, loadConfig, parseDuration } from '../../src/config.js'
+import { ConfigError, loadConfig, openSurfaces, parseDuration } from '../../src/config.js'
 
 const pem = (key: KeyObject, type: 'pkcs8' | 'spki') => key.export({ format: 'pem', type: type as 'pkcs8' }) as string
 const ed25519 = generateKeyPairSync('ed25519')
@@ -31,6 +31,7 @@ t.test('defaults', async (t) => {
     refreshReuseGrace: 10,
     purgeInterval: 3600,
     introspectionSecret: undefined,
+    production: false,
     metricsToken: undefined,
     signingKey: undefined,
     previousPublicKeys: [],
@@ -86,7 +87,7 @@ t.test('reads every variable', async (t) => {
     HSTS: 'on',
     CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
     RATE_LIMIT: 'off',
-    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback',
+    TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback,2001:db8::/32,::1/128',
     RATE_LIMIT_REGISTER: '5/1h',
     RATE_LIMIT_LOGIN: '10/30s',
     RATE_LIMIT_REFRESH: '1000/60',
@@ -118,7 +119,7 @@ t.test('reads every variable', async (t) => {
     hsts: true,
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     rateLimit: false,
-    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback'],
+    trustProxy: ['10.0.0.0/8', '192.168.1.7', 'loopback', '2001:db8::/32', '::1/128'],
     limits: {
       register: { max: 5, window: 3_600_000 },
       login: { max: 10, window: 30_000 },
@@ -174,7 +175,13 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ LOGIN_FAILURES_PER_ACCOUNT: '100/400d' }, [/^LOGIN_FAILURES_PER_ACCOUNT: the window must be at most 366d$/]],
     [{ REDIS_URL: 'http://admin:hunter2@cache' }, [/^REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/]],
     [{ REDIS_URL: 'redis://hunter2@[bad' }, [/^REDIS_URL: not a valid URL$/]],
-    [{ TRUST_PROXY: 'true' }, [/^TRUST_PROXY: must be proxy addresses or CIDR ranges, comma-separated, got "true"$/]],
+    [{ TRUST_PROXY: 'true' }, [/^TRUST_PROXY: must be proxy addresses or CIDR ranges of at least one bit, comma-separated; not "true"$/]],
+    [{ TRUST_PROXY: '0.0.0.0/0' }, [/^TRUST_PROXY: .*; not "0\.0\.0\.0\/0"$/]],
+    [{ TRUST_PROXY: '10.0.0.1, ::/0' }, [/^TRUST_PROXY: .*; not "::\/0"$/]],
+    [{ TRUST_PROXY: '10.0.0.1/999,10.0.0.0/33,::1/129,10.0.0.0/8/8,10.0.0.0/x,10.0.0.0/08' }, [/^TRUST_PROXY: .*; not "10\.0\.0\.1\/999", "10\.0\.0\.0\/33", "::1\/129", "10\.0\.0\.0\/8\/8", "10\.0\.0\.0\/x", "10\.0\.0\.0\/08"$/]],
+    [{ JWT_AUDIENCE: 'auth-service' }, [/^JWT_AUDIENCE: must differ from JWT_ISSUER/]],
+    [{ REQUEST_TIMEOUT: '0' }, [/^REQUEST_TIMEOUT: /]],
+    [{ NODE_ENV: 'production' }, [/^INTROSPECTION_SECRET: required with NODE_ENV=production, or \/auth\/introspect\/ answers anyone; set INTROSPECTION_PUBLIC=on to leave it open on purpose$/]],
     [{ CORS_ORIGINS: 'https://ok.example.com,*,https://app.example.com/path' }, [/^CORS_ORIGINS: not an origin \(scheme:\/\/host\[:port\]\): "\*", "https:\/\/app\.example\.com\/path"$/]],
     [{ LOG_LEVEL: 'loud' }, [/^LOG_LEVEL: must be equal to one of the allowed values, got "loud"$/]],
     [{ JWT_PRIVATE_KEY: 'not a key' }, [/^JWT_PRIVATE_KEY: not a private key in PEM format$/]],
@@ -191,4 +198,13 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     t.match(error.message, /^Invalid configuration:\n {2}/)
     t.notMatch(error.message, /hunter2|sh0rtsecret|PRIVATE KEY/, 'no secret is echoed')
   }
+})
+
+t.test('NODE_ENV=production: introspection open only on purpose, and every open surface named', async (t) => {
+  const open = loadConfig({ NODE_ENV: 'production', INTROSPECTION_PUBLIC: 'on' })
+  t.equal(open.production, true)
+  t.match(openSurfaces(open), [/^GET \/metrics answers anyone/, /^POST \/auth\/introspect\/ answers anyone/, /^HSTS is off/])
+  const closed = loadConfig({ NODE_ENV: 'production', INTROSPECTION_SECRET: 's'.repeat(16), METRICS_TOKEN: 'm'.repeat(16), HSTS: 'on' })
+  t.same(openSurfaces(closed), [])
+  t.equal(loadConfig({}).production, false)
 })
