@@ -39,8 +39,12 @@ export interface SessionManager {
   revoke: (userId: number, sessionId: string) => Promise<boolean>
   /** Revokes every session of the user, but the one given; answers how many. */
   revokeAll: (userId: number, except?: string) => Promise<number>
-  /** The username of a refresh token's user while the token is on record and unrevoked. */
-  refreshTokenUser: (claims: TokenClaims, refreshToken: string) => Promise<string | undefined>
+  /**
+   * The username of a live refresh token's user, for verify and introspect; throws a 401 otherwise. A rotated
+   * token is token_revoked within the grace window, and past it is reuse, as at refresh: the whole session is
+   * revoked and token_reused thrown, so that nobody can test quietly which stolen token is still live.
+   */
+  inspectRefresh: (claims: TokenClaims, refreshToken: string) => Promise<string>
 }
 
 declare module 'fastify' {
@@ -102,6 +106,13 @@ export default fp<SessionOptions>(async (fastify, options) => {
   }
 
   type RefreshOutcome = { pair: TokenPair } | { reused: true }
+
+  /** After the session of a reused refresh token was revoked: tells this instance, logs, throws token_reused. */
+  function reused (claims: TokenClaims, where: 'refresh' | 'verify'): never {
+    revocations.remember([claims.sid])
+    fastify.log.warn({ userId: claims.user_id, sessionId: claims.sid, presentedAt: where }, 'refresh token reused: session revoked')
+    throw tokenError('token_reused', messages.tokenReused)
+  }
 
   const service: SessionManager = {
     async start (user, client, passwordHash) {
@@ -168,9 +179,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
         return { reused: true }
       })
       if ('pair' in outcome) return outcome.pair
-      revocations.remember([claims.sid])
-      fastify.log.warn({ userId: claims.user_id, sessionId: claims.sid }, 'refresh token reused: session revoked')
-      throw tokenError('token_reused', messages.tokenReused)
+      reused(claims, 'refresh')
     },
 
     async logout (refreshToken) {
@@ -201,11 +210,17 @@ export default fp<SessionOptions>(async (fastify, options) => {
       return ids.length
     },
 
-    async refreshTokenUser (claims, refreshToken) {
-      const [row] = await db.select({ jti: tokens.jti }).from(tokens)
-        .where(and(eq(tokens.jti, claims.jti), eq(tokens.tokenHash, sha256(refreshToken)), isNull(tokens.revokedAt)))
-      if (row === undefined) return undefined
-      return (await usersRepository.profile(claims.user_id))?.username
+    async inspectRefresh (claims, refreshToken) {
+      const user = await userOf(claims)
+      const live = await db.transaction(async (tx) => {
+        const row = await lockRefreshToken(tx, refreshToken, claims)
+        if (row.revokedAt === null) return true
+        if (Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000) throw revokedError()
+        await revokeWhere(tx, eq(sessions.id, claims.sid))
+        return false
+      })
+      if (live) return user.username
+      reused(claims, 'verify')
     }
   }
 

@@ -22,6 +22,8 @@ export interface Throttle {
   login: onRequestAsyncHookHandler
   refresh: onRequestAsyncHookHandler
   passwordChange: onRequestAsyncHookHandler
+  verify: onRequestAsyncHookHandler
+  introspect: onRequestAsyncHookHandler
   /** The same limit per authenticated user, whatever the client: a hook for after authentication. */
   passwordChangeByUser: onRequestAsyncHookHandler
   /**
@@ -85,6 +87,8 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     login: limit('login', 'login'),
     refresh: limit('refresh', 'refresh'),
     passwordChange: limit('passwordChange', 'password_change'),
+    verify: limit('verify', 'verify'),
+    introspect: limit('verify', 'introspect'),
     passwordChangeByUser: byUser('passwordChange', 'password_change'),
     failedLogins: enabled ? guard : noGuard
   } satisfies Throttle)

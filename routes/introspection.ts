@@ -3,8 +3,8 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { messages, notAuthenticated, tokenError } from '../src/errors.js'
-import { ErrorBody, TokenBody, bodyErrors } from '../src/schemas.js'
+import { messages, notAuthenticated } from '../src/errors.js'
+import { ErrorBody, TokenBody, bodyErrors, throttledErrors } from '../src/schemas.js'
 
 export interface IntrospectionOptions {
   /** When set, introspection callers must present it as a Bearer token. */
@@ -32,19 +32,24 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
   // RFC 7662 callers send application/x-www-form-urlencoded; only these routes accept it.
   await fastify.register(formbody)
 
-  /** The claims and username of a live token, as every check here sees it; throws a 401 otherwise. */
-  async function inspect (token: string) {
-    const claims = tokenService.verify(token)
-    if (claims.token_type === 'access') return tokenService.verifyAccess(token)
-    const username = await sessionManager.refreshTokenUser(claims, token)
-    if (username === undefined) throw tokenError('token_revoked', messages.tokenRevoked)
-    return { ...claims, username }
+  /** The claims and username of a live token, as every check here sees it; throws a 401 otherwise, logged. */
+  async function inspect (request: FastifyRequest, token: string) {
+    try {
+      const claims = tokenService.verify(token)
+      if (claims.token_type === 'access') return tokenService.verifyAccess(token)
+      return { ...claims, username: await sessionManager.inspectRefresh(claims, token) }
+    } catch (error) {
+      const { statusCode, code } = error as { statusCode?: number, code?: string }
+      if (statusCode === 401) request.log.info({ route: request.routeOptions.url, code, client: request.ip }, 'token check failed')
+      throw error
+    }
   }
 
   fastify.post('/auth/verify/', {
-    schema: { tags: ['tokens'], summary: 'Verify a token: 200 if it is valid now', body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors } }
+    onRequest: fastify.throttle.verify,
+    schema: { tags: ['tokens'], summary: 'Verify a token: 200 if it is valid now', body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request) => {
-    await inspect(request.body.token)
+    await inspect(request, request.body.token)
     return {}
   })
 
@@ -58,11 +63,11 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
   }
 
   fastify.post('/auth/introspect/', {
-    onRequest: checkCaller,
-    schema: { tags: ['tokens'], summary: 'Introspect a token (RFC 7662)', security: [{}, { introspectionSecret: [] }], body: TokenBody, response: { 200: Introspection, 401: ErrorBody, ...bodyErrors } }
+    onRequest: [fastify.throttle.introspect, checkCaller],
+    schema: { tags: ['tokens'], summary: 'Introspect a token (RFC 7662)', security: [{}, { introspectionSecret: [] }], body: TokenBody, response: { 200: Introspection, 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request) => {
     try {
-      const { sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username } = await inspect(request.body.token)
+      const { sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username } = await inspect(request, request.body.token)
       return { active: true, sub, sid, jti, exp, iat, iss, aud, token_type: tokenType, username }
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode !== 401) throw error

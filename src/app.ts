@@ -106,6 +106,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       }, 'request failed')
       return reply.code(500).send(errorBody(500, 'internal_error', messages.internalError))
     }
+    if (statusCode === 503) request.log.warn({ route: request.routeOptions.url, client: request.ip }, 'password hashing busy: 503')
     if (error.headers) reply.headers(error.headers)
     const code = isErrorCode(error.code) ? error.code : codeForStatus[statusCode] ?? 'invalid_request'
     return reply.code(statusCode).send(errorBody(statusCode, code, error.message, error.errors))

@@ -41,6 +41,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_LOGIN: { ...Rate, default: '60/1m' },
   RATE_LIMIT_REFRESH: { ...Rate, default: '120/1m' },
   RATE_LIMIT_PASSWORD_CHANGE: { ...Rate, default: '10/1h' },
+  RATE_LIMIT_VERIFY: { ...Rate, default: '600/1m' },
   LOGIN_FAILURES_PER_CLIENT: { ...Rate, default: '10/15m' },
   LOGIN_FAILURES_PER_ACCOUNT: { ...Rate, default: '100/1h' },
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -64,6 +65,8 @@ export interface Limits {
   refresh: Limit
   /** Password changes, per client and per user. */
   passwordChange: Limit
+  /** Calls of /auth/verify/, and apart of /auth/introspect/, per client. */
+  verify: Limit
   /** Failed logins of one account from one client; past it, 429 until the window ends. */
   loginFailuresPerClient: Limit
   /** Failed logins of one account from every client; past it, waits that double with each failure. */
@@ -170,7 +173,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
-  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
   if (env.JWT_AUDIENCE === env.JWT_ISSUER) {
@@ -220,6 +223,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       login: parseRate(env.RATE_LIMIT_LOGIN),
       refresh: parseRate(env.RATE_LIMIT_REFRESH),
       passwordChange: parseRate(env.RATE_LIMIT_PASSWORD_CHANGE),
+      verify: parseRate(env.RATE_LIMIT_VERIFY),
       loginFailuresPerClient: parseRate(env.LOGIN_FAILURES_PER_CLIENT),
       loginFailuresPerAccount: parseRate(env.LOGIN_FAILURES_PER_ACCOUNT)
     },

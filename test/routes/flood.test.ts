@@ -8,6 +8,7 @@ t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, tok
 
   let most = 0
   const sampler = setInterval(() => { most = Math.max(most, app.passwordHasher.load().inFlight) }, 1)
+  const warnings = t.capture(app.log, 'warn')
   const flood = Array.from({ length: 12 }, login)
   await new Promise((resolve) => setImmediate(resolve))
   const started = performance.now()
@@ -27,6 +28,9 @@ t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, tok
   const busy = answers.find((answer) => answer.statusCode === 503)!
   t.equal(busy.headers['retry-after'], '1')
   t.match(busy.json(), { statusCode: 503, error: 'Service Unavailable', code: 'service_unavailable' })
+  const busyLines = warnings().filter((call) => call.args[1] === 'password hashing busy: 503')
+  t.equal(busyLines.length, statuses.filter((status) => status === 503).length, 'each 503 is logged')
+  t.match(busyLines[0]!.args[0], { route: '/auth/login/', client: '127.0.0.1' })
   t.equal(most, 1, 'never more than HASH_CONCURRENCY hashes at once')
   t.same(app.passwordHasher.load(), { inFlight: 0, queued: 0 })
   t.equal((await login()).statusCode, 200, 'logins work again once the flood is over')

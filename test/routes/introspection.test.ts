@@ -134,3 +134,35 @@ t.test('key rotation: nobody is logged out', async (t) => {
   const refused = await after.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: `${forgedRefresh}.${refreshSignature}` } })
   t.equal(refused.json().code, 'token_invalid', 'on refresh too, after trying every previous key')
 })
+
+t.test('a rotated refresh token at verify or introspect: revoked within the grace window, reuse after it', async (t) => {
+  const app = await build(t, await testEnvironment(t, { REFRESH_REUSE_GRACE: '1' }))
+  const verify = (token: string) => app.inject({ method: 'POST', url: '/auth/verify/', payload: { token } })
+  const introspect = (token: string) => app.inject({ method: 'POST', url: '/auth/introspect/', payload: { token } })
+  const me = (access: string) => app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(access) })
+
+  for (const [name, check] of [['verify', async (token: string) => (await verify(token)).json().code], ['introspect', async (token: string) => (await introspect(token)).json().active]] as const) {
+    const { tokens: pair } = await registerAndLogin(app)
+    const rotated = (await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: pair.refresh } })).json()
+    const info = t.capture(app.log, 'info')
+    t.equal(await check(pair.refresh), name === 'verify' ? 'token_revoked' : false, `${name}: within the grace window, not live`)
+    t.equal((await me(rotated.access)).statusCode, 200, `${name}: and the session is untouched`)
+    t.match(info().map((call) => call.args), [[{ code: 'token_revoked', route: `/auth/${name}/` }, 'token check failed']], `${name}: the failure is logged`)
+
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const warnings = t.capture(app.log, 'warn')
+    t.equal(await check(pair.refresh), name === 'verify' ? 'token_reused' : false, `${name}: after it, reuse`)
+    t.match(warnings().map((call) => call.args), [[{ sessionId: claimsOf(pair.refresh).sid, presentedAt: 'verify' }, 'refresh token reused: session revoked']])
+    t.equal((await me(rotated.access)).json().code, 'token_revoked', `${name}: the whole session is revoked, as at refresh`)
+    t.equal((await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: rotated.refresh } })).json().code, 'token_revoked')
+  }
+})
+
+t.test('RATE_LIMIT_VERIFY throttles verify and introspect, each apart, per client', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', RATE_LIMIT_VERIFY: '3/1m' }))
+  for (const url of ['/auth/verify/', '/auth/introspect/']) {
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await app.inject({ method: 'POST', url, payload: { token: 'nonsense' } })).statusCode)
+    t.same(statuses, [url === '/auth/verify/' ? 401 : 200, url === '/auth/verify/' ? 401 : 200, url === '/auth/verify/' ? 401 : 200, 429], url)
+  }
+})
