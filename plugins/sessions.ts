@@ -30,7 +30,7 @@ export interface SessionManager {
    * Rotates a refresh token. Presented again within the grace window, it gets the same new refresh
    * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown.
    */
-  refresh: (refreshToken: string) => Promise<TokenPair>
+  refresh: (refreshToken: string, client: ClientInfo) => Promise<{ pair: TokenPair, replayed: boolean }>
   /** Revokes the session of a refresh token. */
   logout: (refreshToken: string) => Promise<void>
   /** The user's sessions that are neither revoked nor expired, newest first. */
@@ -93,7 +93,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
    * the locks are held: every refresh, logout and revocation of a session is serialised on it.
    */
   async function lockRefreshToken (tx: Database, refreshToken: string, claims: TokenClaims) {
-    const [session] = await prepared(tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt })
+    const [session] = await prepared(tx.select({ createdAt: sessions.createdAt, revokedAt: sessions.revokedAt, ip: sessions.ip, userAgent: sessions.userAgent })
       .from(sessions).where(eq(sessions.id, claims.sid)).for('update'))
     const [row] = await prepared(tx
       .select({ tokenHash: tokens.tokenHash, revokedAt: tokens.revokedAt, replacedBy: tokens.replacedBy })
@@ -102,10 +102,13 @@ export default fp<SessionOptions>(async (fastify, options) => {
       .for('update'))
     if (session === undefined || row === undefined || row.tokenHash !== sha256(refreshToken)) throw invalidError()
     if (session.revokedAt !== null) throw revokedError()
-    return { ...row, sessionCreatedAt: session.createdAt }
+    return { ...row, session }
   }
 
-  type RefreshOutcome = { pair: TokenPair } | { reused: true }
+  /** As the session records its client: its user agent cut to 512 characters. */
+  const recorded = (client: ClientInfo) => ({ userAgent: client.userAgent?.slice(0, 512) ?? null, ip: client.ip ?? null })
+
+  type RefreshOutcome = { pair: TokenPair, replayed: boolean } | { reused: true }
 
   /** After the session of a reused refresh token was revoked: tells this instance, logs, throws token_reused. */
   function reused (claims: TokenClaims, where: 'refresh' | 'verify'): never {
@@ -129,8 +132,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
         createdAt: refresh.row.createdAt,
         lastUsedAt: refresh.row.createdAt,
         expiresAt: refresh.row.expiresAt,
-        userAgent: client.userAgent?.slice(0, 512),
-        ip: client.ip
+        ...recorded(client)
       }).returning({ id: sessions.id }))
       const started = await db.transaction(async (tx) => {
         if (!await usersRepository.holdCredentials(tx, user.id, passwordHash)) return false
@@ -140,12 +142,12 @@ export default fp<SessionOptions>(async (fastify, options) => {
       return started ? { pair: toPair(access, refresh), sessionId } : undefined
     },
 
-    async refresh (refreshToken) {
+    async refresh (refreshToken, client) {
       const claims = tokenService.verify(refreshToken, 'refresh')
       const user = await userOf(claims)
       const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
         const row = await lockRefreshToken(tx, refreshToken, claims)
-        const notAfter = new Date(row.sessionCreatedAt.getTime() + options.sessionMaxAge * 1000)
+        const notAfter = new Date(row.session.createdAt.getTime() + options.sessionMaxAge * 1000)
         // Reached only when SESSION_MAX_AGE was lowered: refresh tokens never outlive their session.
         if (notAfter.getTime() <= Date.now()) throw tokenError('token_expired', messages.sessionTooOld)
 
@@ -157,13 +159,16 @@ export default fp<SessionOptions>(async (fastify, options) => {
           await prepared(tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti)))
           await prepared(tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid)))
           await prepared(tx.insert(tokens).values([access.row, refresh.row]))
-          return { pair: toPair(access, refresh) }
+          return { pair: toPair(access, refresh), replayed: false }
         }
         if (row.revokedAt === null) return rotate(claims.jti)
 
         // Rotated already. Within the grace window a client that lost the answer, or a racing
-        // request, gets the same replacement again, as long as that one is still live.
-        const withinGrace = Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000
+        // request, gets the same replacement again, as long as that one is still live: the session's own
+        // client only (its address and user agent), so that a stolen token replayed elsewhere is reuse.
+        const { userAgent, ip } = recorded(client)
+        const sameClient = row.session.userAgent === userAgent && row.session.ip === ip
+        const withinGrace = sameClient && Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000
         const [child] = withinGrace
           ? await tx.select().from(tokens).where(and(eq(tokens.jti, row.replacedBy!), isNull(tokens.revokedAt)))
           : []
@@ -173,12 +178,12 @@ export default fp<SessionOptions>(async (fastify, options) => {
           if (refresh.row.tokenHash !== child.tokenHash) return rotate(child.jti)
           const access = tokenService.signAccess(user, claims.sid)
           await tx.insert(tokens).values(access.row)
-          return { pair: toPair(access, refresh) }
+          return { pair: toPair(access, refresh), replayed: true }
         }
         await revokeWhere(tx, eq(sessions.id, claims.sid))
         return { reused: true }
       })
-      if ('pair' in outcome) return outcome.pair
+      if ('pair' in outcome) return outcome
       reused(claims, 'refresh')
     },
 

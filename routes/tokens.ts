@@ -15,12 +15,12 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['tokens'], summary: 'Rotate a refresh token: a new pair; the old refresh token is spent', body: RefreshBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request) => {
     try {
-      const pair = await sessionManager.refresh(request.body.refresh)
+      const { pair, replayed } = await sessionManager.refresh(request.body.refresh, { userAgent: request.headers['user-agent'], ip: request.ip })
       // Verified by refresh() a moment ago; only read here, so that a token expiring meanwhile cannot
       // turn a committed rotation into a 401.
       const claims = fastify.jwt.decode<TokenClaims>(request.body.refresh)!
-      refreshes.inc({ outcome: 'rotated' })
-      request.log.info({ userId: claims.user_id, sessionId: claims.sid }, 'token refreshed')
+      refreshes.inc({ outcome: replayed ? 'replayed' : 'rotated' })
+      request.log.info({ userId: claims.user_id, sessionId: claims.sid, replayed }, 'token refreshed')
       return pair
     } catch (error) {
       const outcome = refreshOutcomes[String((error as { code?: unknown }).code)]

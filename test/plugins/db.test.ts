@@ -92,7 +92,8 @@ t.test('listen: onConnect runs before it resolves, and NOTIFY arrives on commit'
 })
 
 t.test('the plugin decorates fastify.db and closes it with the app', async (t) => {
-  const app = Fastify()
+  // PGlite compiles its WASM and migrates at start: slow on a busy machine, as in the service's own options.
+  const app = Fastify({ pluginTimeout: 120_000 })
   await app.register(db, { dataDir: t.testdir(), databasePoolSize: 1 })
   await app.ready()
   t.same(await tableNames(app.db), ['sessions', 'tokens', 'users'])

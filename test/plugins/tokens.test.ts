@@ -15,7 +15,8 @@ import { capturedWithin, closeDatabase, freshDatabase, postgresUrl } from '../he
 t.test('the token plugins on their own: revocations, tokens, sessions', async (t) => {
   const { privateKey } = generateKeyPairSync('ed25519')
   const previous = generateKeyPairSync('ed25519')
-  const app = Fastify()
+  // PGlite compiles its WASM and migrates at start: slow on a busy machine, as in the service's own options.
+  const app = Fastify({ pluginTimeout: 120_000 })
   const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
   await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
   await app.register(usersRepository)
@@ -62,8 +63,8 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     t.equal(listed.length, 2)
     t.match(listed.find((row) => row.id === app.tokenService.verify(pair.access).sid), { userAgent: 'ua', ip: '10.0.0.1' })
 
-    const rotated = await app.sessionManager.refresh(pair.refresh)
-    t.equal((await app.sessionManager.refresh(pair.refresh)).refresh, rotated.refresh, 'a retry within the grace window')
+    const { pair: rotated } = await app.sessionManager.refresh(pair.refresh, { userAgent: 'ua', ip: '10.0.0.1' })
+    t.equal((await app.sessionManager.refresh(pair.refresh, { userAgent: 'ua', ip: '10.0.0.1' })).pair.refresh, rotated.refresh, 'a retry within the grace window')
     t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), true)
     t.equal(await app.sessionManager.revoke(user!.id, app.tokenService.verify(other.access).sid), false, 'already revoked')
     t.throws(() => app.tokenService.verifyAccess(other.access), { statusCode: 401, code: 'token_revoked' })
@@ -79,7 +80,8 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
 })
 
 t.test('revocations reload the whole set periodically, a safety net for lost notifications', async (t) => {
-  const app = Fastify()
+  // PGlite compiles its WASM and migrates at start: slow on a busy machine, as in the service's own options.
+  const app = Fastify({ pluginTimeout: 120_000 })
   const databaseUrl = postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
   await app.register(db, { databaseUrl, dataDir: t.testdir(), databasePoolSize: 2 })
   await app.register(usersRepository)

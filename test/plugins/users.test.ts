@@ -7,7 +7,8 @@ import { users as usersTable } from '../../src/db/schema.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
 t.test('profiles are read once, then served from memory until their TTL', async (t) => {
-  const app = Fastify()
+  // PGlite compiles its WASM and migrates at start: slow on a busy machine, as in the service's own options.
+  const app = Fastify({ pluginTimeout: 120_000 })
   await app.register(db, {
     dataDir: t.testdir(),
     databasePoolSize: 1,

@@ -119,6 +119,19 @@ t.test('refresh and logout', async (t) => {
     t.equal((await refresh(second.refresh)).statusCode, 200, 'and the replacement still rotates')
   })
 
+  t.test('within the grace window, a replay from another client is reuse: no replacement, the session revoked', async (t) => {
+    for (const other of [{ 'user-agent': 'curl/8.0' }, { 'x-forwarded-for': '203.0.113.99' }]) {
+      const { tokens: first } = await registerAndLogin(app)
+      const second = (await refresh(first.refresh)).json()
+      const replay = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: first.refresh }, headers: other, remoteAddress: other['x-forwarded-for'] })
+      t.equal(replay.statusCode, 401, JSON.stringify(other))
+      t.equal(replay.json().code, 'token_reused')
+      t.equal((await me(second.access)).json().code, 'token_revoked', 'the session is revoked')
+    }
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    t.match(metrics, /auth_refreshes_total\{outcome="replayed"\} [1-9]/, 'grace replays are counted apart')
+  })
+
   t.test('racing refreshes of one token never fork the session', async (t) => {
     const { tokens: pair } = await registerAndLogin(app)
     const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(pair.refresh)))
@@ -170,7 +183,7 @@ t.test('a rotated refresh token presented after the grace window revokes the who
   const warnings = t.capture(app.log, 'warn')
   const reused = await refresh(first.refresh)
   const logged = warnings()
-  t.same(logged.map((call) => call.args), [[{ userId: claimsOf(first.refresh).user_id, sessionId: claimsOf(first.refresh).sid }, 'refresh token reused: session revoked']])
+  t.same(logged.map((call) => call.args), [[{ userId: claimsOf(first.refresh).user_id, sessionId: claimsOf(first.refresh).sid, presentedAt: 'refresh' }, 'refresh token reused: session revoked']])
   t.notMatch(JSON.stringify(logged.map((call) => call.args)), first.refresh.split('.')[2]!, 'never the token')
   t.equal(reused.statusCode, 401)
   t.same(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_reused', message: 'Token was already used; the session has been revoked' })
