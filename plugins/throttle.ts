@@ -1,6 +1,7 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { clientKey } from '../src/client-address.js'
 import type { Limits } from '../src/config.js'
 import { apiError, messages, throttledError } from '../src/errors.js'
 import { failingOpen, noGuard, type LoginGuard } from './throttle/login-guard.js'
@@ -16,7 +17,7 @@ export interface ThrottleOptions {
   redisKeyPrefix: string
 }
 
-/** Hooks limiting each client (by IP) on one kind of route; each keeps counters of its own. */
+/** Hooks limiting each client (its IPv4 address or IPv6 /64, see clientKey) on one kind of route; each keeps counters of its own. */
 export interface Throttle {
   register: onRequestAsyncHookHandler
   login: onRequestAsyncHookHandler
@@ -66,7 +67,7 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
   })
   // Each hook has a key of its own: in Redis, hooks made by fastify.rateLimit() would otherwise share one.
   // The key starts with the limit's label, as the metric and the log line name it.
-  const limit = (name: keyof Limits, label: string, by: (request: FastifyRequest) => string = (request) => request.ip): onRequestAsyncHookHandler => enabled
+  const limit = (name: keyof Limits, label: string, by: (request: FastifyRequest) => string = (request) => clientKey(request.ip)): onRequestAsyncHookHandler => enabled
     ? fastify.rateLimit({ max: limits[name].max, timeWindow: limits[name].window, keyGenerator: (request) => `${label}:${by(request)}` })
     : async () => {}
   // Limits per authenticated user, in counters of their own: @fastify/rate-limit runs only one limit per request.

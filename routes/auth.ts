@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { accountOf, unknownAccount } from '../plugins/throttle.js'
 import { accountKey } from '../plugins/users.js'
+import { clientKey } from '../src/client-address.js'
 import { apiError, fieldErrors, messages } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
 import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
@@ -39,7 +40,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     // A known account is counted as one, whether its username or its email was typed. Unknown accounts are
     // counted too, under what was typed, so that a throttled answer does not tell which accounts exist.
     const account = user === undefined ? unknownAccount(accountKey(identifier)) : accountOf(user.id)
-    const attempt = await failedLogins.reserve(account, request.ip).catch((error: unknown) => {
+    const attempt = await failedLogins.reserve(account, clientKey(request.ip)).catch((error: unknown) => {
       logins.inc({ outcome: 'throttled' })
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       // Never the typed identifier: a password typed into the username field would land in the log.

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { accountOf } from '../plugins/throttle.js'
+import { clientKey } from '../src/client-address.js'
 import { fieldErrors, messages } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
 import { ErrorBody, PasswordChangeBody, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
@@ -17,7 +18,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { user_id: userId, sid } = request.user
     const { current_password: currentPassword, new_password: newPassword } = request.body
     // The current password is a guess like a login's, against the same budget: one account, one count.
-    const attempt = await failedLogins.reserve(accountOf(userId), request.ip).catch((error: unknown) => {
+    const attempt = await failedLogins.reserve(accountOf(userId), clientKey(request.ip)).catch((error: unknown) => {
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       request.log.warn({ userId, client: request.ip }, 'password change throttled: too many failures')
       throw error

@@ -3,11 +3,46 @@ import type { Limits } from '../../src/config.js'
 import { throttledError } from '../../src/errors.js'
 import { accountWait, endedOnce, type LoginGuard } from './login-guard.js'
 
-/** Counters of a fixed window each, kept in this process: bounded, so a flood of accounts evicts the oldest. */
+/**
+ * An LRU map that never evicts an entry while it is blocking: feeding it other keys must not make it forget a
+ * blocked account. Blocking entries are pinned apart; those that stopped blocking are swept out now and then.
+ */
+function lruKeepingBlocks<T> (size: number, blocking: (entry: T, time: number) => boolean) {
+  const recent = new LruMap<T>(size)
+  const pinned = new Map<string, T>()
+  let writes = 0
+  return {
+    get: (key: string) => pinned.get(key) ?? recent.get(key),
+    set (key: string, entry: T, time: number) {
+      if (blocking(entry, time)) {
+        pinned.set(key, entry)
+        recent.delete(key)
+      } else {
+        pinned.delete(key)
+        recent.set(key, entry)
+      }
+      if (++writes % 1024 === 0) for (const [pinnedKey, pinnedEntry] of pinned) if (!blocking(pinnedEntry, time)) pinned.delete(pinnedKey)
+    },
+    delete (key: string) {
+      pinned.delete(key)
+      recent.delete(key)
+    }
+  }
+}
+
+/** Counters kept of each kind, pairs and accounts. */
+export const entries = 100_000
+
+/**
+ * Counters of a fixed window each, kept in this process: bounded, so a flood of accounts evicts the oldest,
+ * but never one that is blocking.
+ */
 export function memoryLoginGuard (limits: Limits, now: () => number = Date.now): LoginGuard {
   const { loginFailuresPerClient: perClient, loginFailuresPerAccount: perAccount } = limits
-  const pairs = new LruMap<{ count: number, windowEnds: number }>(100_000)
-  const accounts = new LruMap<{ count: number, windowEnds: number, blockedUntil: number }>(100_000)
+  const pairs = lruKeepingBlocks<{ count: number, windowEnds: number }>(entries,
+    (pair, time) => pair.windowEnds > time && pair.count >= perClient.max)
+  const accounts = lruKeepingBlocks<{ count: number, windowEnds: number, blockedUntil: number }>(entries,
+    (whole, time) => whole.blockedUntil > time || (whole.windowEnds > time && whole.count >= perAccount.max))
   return {
     async reserve (account, client) {
       const time = now()
@@ -18,13 +53,13 @@ export function memoryLoginGuard (limits: Limits, now: () => number = Date.now):
       let whole = accounts.get(account)
       if (whole === undefined || whole.windowEnds <= time) whole = { count: 0, windowEnds: time + perAccount.window, blockedUntil: 0 }
       if (whole.blockedUntil > time) throw throttledError(whole.blockedUntil - time)
-      pairs.set(pairKey, pair)
-      accounts.set(account, whole)
       pair.count++
       whole.count++
       // Past the account's limit the wait starts now, so that parallel attempts from other clients wait too.
       const blockedUntil = whole.count >= perAccount.max ? time + accountWait(whole.count, perAccount.max) : 0
       if (blockedUntil > 0) whole.blockedUntil = blockedUntil
+      pairs.set(pairKey, pair, time)
+      accounts.set(account, whole, time)
       // Counters are held, not looked up again: one whose window ended since is no longer in the map.
       const giveBack = () => {
         whole.count--

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { loadConfig, type Limits } from '../../src/config.js'
 import type { LoginAttempt, LoginGuard } from '../../plugins/throttle/login-guard.js'
-import { memoryLoginGuard } from '../../plugins/throttle/memory-store.js'
+import { entries, memoryLoginGuard } from '../../plugins/throttle/memory-store.js'
 import { loginGuardKeys, redisLoginGuard } from '../../plugins/throttle/redis-store.js'
 import { memoryWindowCounter, redisWindowCounter } from '../../plugins/throttle/window-counter.js'
 import { testRedis } from '../helper.js'
@@ -196,4 +196,18 @@ t.test('window counters, on both stores: past max in a window, the wait until it
   t.equal(await redis.pttl(`${prefix}window:a`) > 0, true, 'the key expires with its window')
   await new Promise((resolve) => setTimeout(resolve, 350))
   t.equal(await shared[1]!.hit('a', short), 0, 'a new window once the key expired')
+})
+
+t.test('in memory, a flood of other names never evicts a counter that is blocking', async (t) => {
+  let time = 1_000_000
+  const guard = memoryLoginGuard(defaults, () => time)
+  for (let i = 0; i < 10; i++) await (await guard.reserve('victim', 'attacker')).failed()
+  await t.rejects(guard.reserve('victim', 'attacker'), { code: 'throttled' })
+  for (let i = 0; i < entries + 10; i++) await (await guard.reserve(`other-${i}`, `client-${i}`)).failed()
+  await t.rejects(guard.reserve('victim', 'attacker'), { code: 'throttled' }, 'still blocked after more other accounts than the map holds')
+  time += 15 * 60_000
+  for (let i = 0; i < 1100; i++) await (await guard.reserve(`later-${i}`, 'someone')).release()
+  const attempt = await guard.reserve('victim', 'attacker')
+  await attempt.release()
+  t.pass('unblocked once its window ended')
 })

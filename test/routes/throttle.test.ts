@@ -89,6 +89,17 @@ t.test('failed logins count per account, whether its username or its email is ty
   t.notMatch(JSON.stringify(warnings().map((call) => call.args)), body.username, 'the throttled line does not log what was typed')
 })
 
+t.test('IPv6 clients are counted by their /64', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1', RATE_LIMIT_REGISTER: '2/10m' }))
+  const { body } = await registerAndLogin(app)
+  const login = (password: string, client: string) => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password }, headers: { 'x-forwarded-for': client } })
+  for (let i = 0; i < 10; i++) t.equal((await login('wrong password', `2001:db8:1:2::${(i + 1).toString(16)}`)).statusCode, 401)
+  t.equal((await login(body.password, '2001:db8:1:2:ffff::1')).statusCode, 429, 'another address of the same /64 is the same client')
+  t.equal((await login(body.password, '2001:db8:1:3::1')).statusCode, 200, 'the next /64 is another client')
+  const register = (client: string) => app.inject({ method: 'POST', url: '/auth/register/', payload: { username: 'x' }, headers: { 'x-forwarded-for': client } })
+  t.same([(await register('2001:db8:9::1')).statusCode, (await register('2001:db8:9::2')).statusCode, (await register('2001:db8:9::3')).statusCode], [400, 400, 429], 'per-client limits too')
+})
+
 t.test('parallel wrong passwords from one client: exactly 10 are checked, the rest wait', async (t) => {
   // A queue long enough that no guess is turned away for want of a hashing slot.
   const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', HASH_QUEUE: '100' }))
