@@ -14,7 +14,9 @@ import { serverOptions } from '../options.js'
  */
 export async function createUser (line: string, environment: Record<string, string | undefined> = process.env): Promise<{ ok: boolean, body: unknown }> {
   const config = { ...loadConfig(environment), rateLimit: false, purgeInterval: 0 }
-  const server = Fastify({ ...serverOptions({ ...config, logLevel: 'warn' }) })
+  const options = serverOptions({ ...config, logLevel: 'warn' })
+  // Warnings (DATA_DIR tightened, say) go to stderr: stdout holds only the user, for scripts to read.
+  const server = Fastify({ ...options, logger: { ...options.logger as object, stream: process.stderr } })
   await server.register(fp(app), { config })
   try {
     const response = await server.inject({ method: 'POST', url: '/auth/register/', headers: { 'content-type': 'application/json' }, payload: line })

@@ -31,7 +31,7 @@ t.test('login', async (t) => {
     t.equal(pair.refresh_expires_at, new Date(Number(refresh.exp) * 1000).toISOString())
 
     const header = JSON.parse(Buffer.from(pair.access.split('.')[0], 'base64url').toString())
-    t.same(header, { alg: 'EdDSA', typ: 'JWT', kid: app.tokenService.jwks.keys[0]!.kid })
+    t.same(header, { alg: 'EdDSA', typ: 'at+jwt', kid: app.tokenService.jwks.keys[0]!.kid })
 
     const [session] = await app.db.select().from(sessions).where(eq(sessions.id, String(access.sid)))
     t.match(session, { userId: registered.id, userAgent: 'test-agent/1.0', ip: '127.0.0.1', revokedAt: null })
