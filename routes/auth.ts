@@ -4,13 +4,13 @@ import { accountKey } from '../plugins/users.js'
 import { clientKey } from '../src/client-address.js'
 import { apiError, fieldErrors, messages } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
-import { ErrorBody, LoginBody, RegisterBody, TokenPair, User, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
+import { ErrorBody, LoginAnswer, LoginBody, RegisterBody, User, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
 
 // SimpleJWT's wording, the same whether the user is unknown or the password is wrong.
 const invalidCredentials = () => apiError(401, 'invalid_credentials', messages.invalidCredentials)
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, sessionManager, usersRepository } = fastify
+  const { deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
   const { failedLogins } = fastify.throttle
   const { logins, registrations } = fastify.authMetrics
 
@@ -33,14 +33,15 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/login/', {
     onRequest: fastify.throttle.login,
-    schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: TokenPair, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
+    schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: LoginAnswer, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
-    const { username: identifier, password } = request.body
+    const { username: identifier, password, device_token: deviceToken } = request.body
     const user = await usersRepository.findForLogin(identifier)
+    const knownDevice = user !== undefined && deviceTokens.trusted(deviceToken, user.id)
     // A known account is counted as one, whether its username or its email was typed. Unknown accounts are
     // counted too, under what was typed, so that a throttled answer does not tell which accounts exist.
     const account = user === undefined ? unknownAccount(accountKey(identifier)) : accountOf(user.id)
-    const attempt = await failedLogins.reserve(account, clientKey(request.ip)).catch((error: unknown) => {
+    const attempt = await failedLogins.reserve(account, clientKey(request.ip), knownDevice).catch((error: unknown) => {
       logins.inc({ outcome: 'throttled' })
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       // Never the typed identifier: a password typed into the username field would land in the log.
@@ -77,8 +78,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       const { pair, sessionId } = started
       logins.inc({ outcome: 'success' })
-      request.log.info({ userId: user.id, sessionId }, 'login succeeded')
-      return pair
+      request.log.info({ userId: user.id, sessionId, knownDevice }, 'login succeeded')
+      return { ...pair, device_token: deviceTokens.issue(user.id) }
     } finally {
       // Gives back an attempt that ended in neither outcome, such as a busy hasher or a database error.
       await attempt.release()

@@ -2,6 +2,7 @@ import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync, onSendHookHandler } from 'fastify'
 import db from '../plugins/db.js'
+import deviceTokens from '../plugins/device-tokens.js'
 import docs from '../plugins/docs.js'
 import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
@@ -47,8 +48,10 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(password, { concurrency: config.hashConcurrency, queue: config.hashQueue })
   await fastify.register(users)
   await fastify.register(revocations, { accessTokenTtl: config.accessTokenTtl })
+  const signingKey = config.signingKey ?? await loadOrCreateSigningKey(config.dataDir)
+  await fastify.register(deviceTokens, { signingKey })
   await fastify.register(tokens, {
-    signingKey: config.signingKey ?? await loadOrCreateSigningKey(config.dataDir),
+    signingKey,
     previousPublicKeys: config.previousPublicKeys,
     accessTokenTtl: config.accessTokenTtl,
     refreshTokenTtl: config.refreshTokenTtl,

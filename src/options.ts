@@ -65,7 +65,7 @@ export function serverOptions ({ logLevel, trustProxy = false, requestTimeout = 
     logger: {
       level: logLevel,
       redact: {
-        paths: ['req.headers.authorization', '*.password', '*.current_password', '*.new_password', '*.access', '*.refresh', '*.token'],
+        paths: ['req.headers.authorization', '*.password', '*.current_password', '*.new_password', '*.access', '*.refresh', '*.token', '*.device_token'],
         censor: '[redacted]'
       },
       ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})

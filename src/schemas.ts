@@ -12,7 +12,8 @@ export const RegisterBody = Type.Object({
 
 export const LoginBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 254, description: 'The username or the email address, in any case' }),
-  password: Type.String({ minLength: 1, maxLength: 256 })
+  password: Type.String({ minLength: 1, maxLength: 256 }),
+  device_token: Type.Optional(Type.String({ maxLength: 512, description: 'The device_token of an earlier login of this account on this device: exempt from the account-wide waits' }))
 }, { ...body, examples: [{ username: 'ada', password: 'correct horse battery staple' }] })
 
 const exampleToken = 'eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl'
@@ -34,6 +35,11 @@ export const TokenPair = Type.Object({
   token_type: Type.Literal('Bearer'),
   access_expires_at: Type.String({ format: 'date-time' }),
   refresh_expires_at: Type.String({ format: 'date-time' })
+})
+
+export const LoginAnswer = Type.Object({
+  ...TokenPair.properties,
+  device_token: Type.String({ description: 'Keep it, as the refresh token, and send it with the next login of this account from this device' })
 })
 
 export const ErrorBody = Type.Object({

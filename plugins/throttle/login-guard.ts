@@ -11,8 +11,11 @@ export const accountWaits = { first: second, longest: 15 * minute }
  * before any of them is counted; it is given back once it turns out not to be one.
  */
 export interface LoginGuard {
-  /** Rejects with 429 while this account may not be tried from this client, or from anywhere. */
-  reserve: (account: string, client: string) => Promise<LoginAttempt>
+  /**
+   * Rejects with 429 while this account may not be tried from this client, or from anywhere. A known device
+   * (`knownDevice`, see plugins/device-tokens.ts) is exempt from the account-wide waits, not from the client's limit.
+   */
+  reserve: (account: string, client: string, knownDevice?: boolean) => Promise<LoginAttempt>
 }
 
 /** The end of a reserved attempt. Only the first call counts, so `release` can safely follow the others. */
@@ -48,9 +51,9 @@ export const unguarded: LoginAttempt = { async failed () {}, async succeeded () 
 export function failingOpen (guard: LoginGuard, log: (error: unknown) => void): LoginGuard {
   const logged = (step: () => Promise<void>) => async () => { await step().catch(log) }
   return {
-    async reserve (account, client) {
+    async reserve (account, client, knownDevice) {
       try {
-        const attempt = await guard.reserve(account, client)
+        const attempt = await guard.reserve(account, client, knownDevice)
         return { failed: attempt.failed, succeeded: logged(attempt.succeeded), release: logged(attempt.release) }
       } catch (error) {
         if ((error as { code?: string }).code === 'throttled') throw error

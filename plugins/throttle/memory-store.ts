@@ -44,7 +44,7 @@ export function memoryLoginGuard (limits: Limits, now: () => number = Date.now):
   const accounts = lruKeepingBlocks<{ count: number, windowEnds: number, blockedUntil: number }>(entries,
     (whole, time) => whole.blockedUntil > time || (whole.windowEnds > time && whole.count >= perAccount.max))
   return {
-    async reserve (account, client) {
+    async reserve (account, client, knownDevice = false) {
       const time = now()
       const pairKey = `${client}/${account}`
       let pair = pairs.get(pairKey)
@@ -52,11 +52,12 @@ export function memoryLoginGuard (limits: Limits, now: () => number = Date.now):
       if (pair.count >= perClient.max) throw throttledError(pair.windowEnds - time)
       let whole = accounts.get(account)
       if (whole === undefined || whole.windowEnds <= time) whole = { count: 0, windowEnds: time + perAccount.window, blockedUntil: 0 }
-      if (whole.blockedUntil > time) throw throttledError(whole.blockedUntil - time)
+      if (whole.blockedUntil > time && !knownDevice) throw throttledError(whole.blockedUntil - time)
       pair.count++
       whole.count++
       // Past the account's limit the wait starts now, so that parallel attempts from other clients wait too.
-      const blockedUntil = whole.count >= perAccount.max ? time + accountWait(whole.count, perAccount.max) : 0
+      // A known device neither waits nor makes others wait: its owner's typos must not block the account.
+      const blockedUntil = whole.count >= perAccount.max && !knownDevice ? time + accountWait(whole.count, perAccount.max) : 0
       if (blockedUntil > 0) whole.blockedUntil = blockedUntil
       pairs.set(pairKey, pair, time)
       accounts.set(account, whole, time)

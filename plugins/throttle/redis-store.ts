@@ -8,16 +8,17 @@ import { accountWaits, endedOnce, type LoginGuard } from './login-guard.js'
 // KEYS: the pair's count, the account's count, the account's block, whose value names the attempt that set it.
 // Answers { milliseconds to wait } when refused, else { 0, when the pair's window ends, when the account's ends }:
 // a counter's window is known by the moment it expires, so that an attempt is only ever given back to its own.
+// ARGV[8] is 'known' for a known device, which neither waits for the account's block nor sets one.
 const reserveScript = `
 local pair = tonumber(redis.call('GET', KEYS[1]))
 if pair ~= nil and pair >= tonumber(ARGV[1]) then return { math.max(redis.call('PTTL', KEYS[1]), 1) } end
 local blocked = redis.call('PTTL', KEYS[3])
-if blocked > 0 then return { blocked } end
+if blocked > 0 and ARGV[8] ~= 'known' then return { blocked } end
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 local count = redis.call('INCR', KEYS[2])
 if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 local max = tonumber(ARGV[3])
-if count >= max then
+if count >= max and ARGV[8] ~= 'known' then
   local wait = math.min(tonumber(ARGV[5]) * 2 ^ (count - max), tonumber(ARGV[6]))
   redis.call('SET', KEYS[3], ARGV[7], 'PX', wait)
 end
@@ -63,11 +64,11 @@ export function redisLoginGuard (redis: Redis, limits: Limits, prefix: string): 
   commands.defineCommand('loginGuardReserve', { numberOfKeys: 3, lua: reserveScript })
   commands.defineCommand('loginGuardGiveBack', { numberOfKeys: 3, lua: giveBackScript })
   return {
-    async reserve (account, client) {
+    async reserve (account, client, knownDevice = false) {
       const { pair, count, block } = loginGuardKeys(prefix, account, client)
       const id = randomUUID()
       const [waitMs, pairEnds, countEnds] = await commands.loginGuardReserve(pair, count, block, perClient.max, perClient.window,
-        perAccount.max, perAccount.window, accountWaits.first, accountWaits.longest, id)
+        perAccount.max, perAccount.window, accountWaits.first, accountWaits.longest, id, knownDevice ? 'known' : 'unknown')
       if (waitMs > 0) throw throttledError(waitMs)
       const giveBack = (outcome: 'succeeded' | 'release') => commands.loginGuardGiveBack(pair, count, block, outcome, id, pairEnds!, countEnds!)
       return endedOnce({

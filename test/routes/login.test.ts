@@ -17,7 +17,7 @@ t.test('login', async (t) => {
     t.equal(response.statusCode, 200)
     t.equal(response.headers['cache-control'], 'no-store')
     const pair = response.json()
-    t.same(Object.keys(pair).sort(), ['access', 'access_expires_at', 'refresh', 'refresh_expires_at', 'token_type'])
+    t.same(Object.keys(pair).sort(), ['access', 'access_expires_at', 'device_token', 'refresh', 'refresh_expires_at', 'token_type'])
     t.equal(pair.token_type, 'Bearer')
 
     const access = claimsOf(pair.access)

@@ -92,6 +92,35 @@ t.test('with REDIS_URL, the per-user password-change limit holds across two inst
   t.ok(Number(third.headers['retry-after']) > 3500, 'in an hour\'s window')
 })
 
+t.test('a targeted lockout cannot keep the owner out of a known device, on both stores', async (t) => {
+  for (const store of ['memory', 'redis']) {
+    const environment = await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1', LOGIN_FAILURES_PER_ACCOUNT: '3/1h', ...(store === 'redis' ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix(t) } : {}) })
+    const app = await build(t, environment)
+    const user = newUser()
+    t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: user })).statusCode, 201)
+    const login = (client: string, password: string, deviceToken?: string) => app.inject({
+      method: 'POST', url: '/auth/login/', headers: { 'x-forwarded-for': client }, payload: { username: user.username, password, ...(deviceToken === undefined ? {} : { device_token: deviceToken }) }
+    })
+    const first = await login('198.51.100.1', user.password)
+    t.equal(first.statusCode, 200, store)
+    const deviceToken = first.json().device_token as string
+    t.match(deviceToken, /^dt1\./, `${store}: a successful login hands out a device token`)
+
+    // An attacker spreads failures over clients until the account waits.
+    for (let i = 0; i < 3; i++) t.equal((await login(`203.0.113.${i}`, 'wrong password')).statusCode, 401)
+    t.equal((await login('203.0.113.50', user.password)).statusCode, 429, `${store}: the account waits, even for the right password`)
+    t.equal((await login('198.51.100.1', user.password)).statusCode, 429, `${store}: the owner without the device token waits too`)
+    t.equal((await login('198.51.100.2', user.password, 'dt1.1.1.forged.mac')).statusCode, 429, `${store}: a forged device token is no exemption`)
+    const owner = await login('198.51.100.1', user.password, deviceToken)
+    t.equal(owner.statusCode, 200, `${store}: the owner's device logs in`)
+    t.equal((await login('203.0.113.51', user.password)).statusCode, 429, `${store}: and the account still waits for everyone else`)
+    const other = newUser()
+    t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: other })).statusCode, 201)
+    t.equal((await app.inject({ method: 'POST', url: '/auth/login/', headers: { 'x-forwarded-for': '198.51.100.1' }, payload: { username: other.username, password: 'wrong', device_token: deviceToken } })).statusCode, 401,
+      `${store}: another account's device token changes nothing`)
+  }
+})
+
 t.test('without REDIS_URL, each instance counts alone', async (t) => {
   const [a, b] = await twoInstances(t, { RATE_LIMIT_REGISTER: '5/10m' })
   for (let i = 0; i < 5; i++) await register(a)
