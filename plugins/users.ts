@@ -1,11 +1,11 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
 import { prepared, type Database } from '../src/db/connect.js'
 import { users } from '../src/db/schema.js'
 import { uniqueViolation } from '../src/db/unique-violation.js'
 import { apiError, messages } from '../src/errors.js'
-import { emailKey, normaliseEmail, usernameKey } from '../src/identity.js'
+import { confusableKey, emailKey, normaliseEmail, usernameKey } from '../src/identity.js'
 import { toUser } from '../src/schemas.js'
 
 /** What GET /auth/me/ answers. */
@@ -65,6 +65,29 @@ declare module 'fastify' {
 export const accountKey = (identifier: string) => identifier.includes('@') ? emailKey(identifier) : usernameKey(identifier)
 
 /**
+ * Gives users registered before username_skeleton existed their confusable key, a batch at a time. Of two such
+ * users whose names look alike, the later keeps none (and is logged): both keep their names, and no new name
+ * may look like either.
+ */
+export async function fillConfusableKeys (db: Database, log: { warn: (object: object, message: string) => void }): Promise<void> {
+  let after = 0
+  for (;;) {
+    const rows = await db.select({ id: users.id, username: users.username }).from(users)
+      .where(and(isNull(users.usernameSkeleton), gt(users.id, after))).orderBy(users.id).limit(1000)
+    if (rows.length === 0) return
+    for (const row of rows) {
+      try {
+        await db.update(users).set({ usernameSkeleton: confusableKey(row.username) }).where(eq(users.id, row.id))
+      } catch (error) {
+        if (uniqueViolation(error) !== 'users_username_skeleton_unique') throw error
+        log.warn({ userId: row.id }, 'username looks like another user\'s: left without a confusable key')
+      }
+      after = row.id
+    }
+  }
+}
+
+/**
  * No route changes a username, an email or a join date, and users are never deleted, so a profile
  * read once stays true: /auth/me/ answers from memory instead of a query per request. The TTL
  * bounds how long an edit made by hand in the database goes unseen.
@@ -82,6 +105,7 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
         const [row] = await prepared(db.insert(users).values({
           username: user.username.normalize('NFKC'),
           usernameKey: usernameKey(user.username),
+          usernameSkeleton: confusableKey(user.username),
           email: normaliseEmail(user.email),
           emailKey: emailKey(user.email),
           passwordHash: user.passwordHash
@@ -90,7 +114,8 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       } catch (error) {
         // The unique indexes decide, so racing registrations of one name get exactly one 201.
         const constraint = uniqueViolation(error)
-        if (constraint === 'users_username_key_unique') throw apiError(409, 'username_taken', messages.usernameTaken)
+        // A name that looks like a taken one is taken: a user cannot tell ꓮꓓꓟꓲꓠ from ADMIN.
+        if (constraint === 'users_username_key_unique' || constraint === 'users_username_skeleton_unique') throw apiError(409, 'username_taken', messages.usernameTaken)
         if (constraint === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
         throw error
       }
@@ -135,4 +160,5 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
   }
 
   fastify.decorate('usersRepository', repository)
+  await fillConfusableKeys(db, fastify.log)
 }, { name: 'users', dependencies: ['db'] })

@@ -34,7 +34,7 @@ export interface AppOptions {
 /** The whole service as one plugin; register it wrapped in fastify-plugin. */
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // DATA_DIR is used for the embedded database and for a signing key kept there.
-  if (config.databaseUrl === undefined || config.signingKey === undefined) {
+  if (config.signingKey === undefined || config.databaseUrl === undefined) {
     if (await secureDataDir(config.dataDir) === 'tightened') {
       fastify.log.warn({ dataDir: config.dataDir }, 'DATA_DIR was open to other users: its mode is now 0700')
     }

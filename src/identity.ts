@@ -1,4 +1,6 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
+import unhomoglyph from 'unhomoglyph'
+import { unicodeScripts } from './unicode-scripts.js'
 
 // 49,000 leaked passwords, all lower case.
 const commonPasswords = new Set(dictionary['passwords-common'])
@@ -11,6 +13,16 @@ const fold = (text: string) => text.normalize('NFKC').toLowerCase().toUpperCase(
 
 /** What makes two usernames the same: `Admin`, `admin` and `ａｄｍｉｎ` share one key. */
 export const usernameKey = fold
+
+/**
+ * What makes two usernames look the same: `admin` and `ꓮꓓꓟꓲꓠ` (Lisu), `ABE` and `ΑΒΕ` (Greek), `bob` and `B0B` share
+ * one key. It is the UTS #39 confusable skeleton (NFD, each character mapped to its prototype in Unicode's
+ * confusables.txt, NFD again) of the name in upper case: a username is one name in every case, so `admin` also
+ * shows as `ADMIN`, which the Lisu letters imitate. Compared as it is, not case-folded: folding would make `mall`
+ * of `MAIL` (whose I is drawn as an l).
+ */
+export const confusableKey = (username: string) =>
+  unhomoglyph(username.normalize('NFKC').toUpperCase().normalize('NFD')).normalize('NFD')
 
 export const emailKey = (email: string) => email.toLowerCase()
 
@@ -28,14 +40,18 @@ const usernamePattern = /^(?:\p{L}\p{M}{0,4}|\p{Nd}|[._-])+$/u
 // joiner): two names differing only by one would look the same.
 const invisible = /\p{Default_Ignorable_Code_Point}/u
 
-// Unicode scripts a letter or digit may belong to; Common and Inherited ones (ASCII digits, combining
-// marks) belong to none. A script not listed counts as 'Other'.
-const scripts = ['Latin', 'Greek', 'Cyrillic', 'Armenian', 'Georgian', 'Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Nko',
-  'Devanagari', 'Bengali', 'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala',
-  'Thai', 'Lao', 'Tibetan', 'Myanmar', 'Khmer', 'Mongolian', 'Ethiopic', 'Cherokee', 'Canadian_Aboriginal',
-  'Tifinagh', 'Javanese', 'Balinese', 'Han', 'Hiragana', 'Katakana', 'Bopomofo', 'Hangul', 'Yi']
-  .map((name) => [name, new RegExp(`^\\p{Script=${name}}$`, 'u')] as const)
+// Each letter or digit is of its real Unicode script; Common and Inherited ones (ASCII digits, combining marks)
+// are of none.
+const scripts = unicodeScripts.map((name) => [name, new RegExp(`^\\p{Script=${name}}$`, 'u')] as const)
 const common = /^[\p{Script=Common}\p{Script=Inherited}]$/u
+// Small capitals (ᴅ in aᴅmin), every letter whose Unicode name holds SMALL CAPITAL, and the modifier letters of
+// the Latin, Greek and Cyrillic scripts and the spacing modifiers (ʼ, ˈ), which pass for the letters or marks they
+// are shaped like. (Most modifier letters become plain ones under NFKC; those of other scripts, such as Japanese
+// ー or Thai ๆ, are part of how words are written.)
+const modifierLetter = /^\p{Lm}$/u
+const modifierOfLatinLikeScripts = /^[\p{Script_Extensions=Latin}\p{Script_Extensions=Greek}\p{Script_Extensions=Cyrillic}\u{2B0}-\u{2FF}]$/u
+const lookalikeLetter = (char: string) => smallCapitals.test(char) || (modifierLetter.test(char) && modifierOfLatinLikeScripts.test(char))
+const smallCapitals = /[\u{262}\u{26A}\u{274}\u{276}\u{280}\u{281}\u{28F}\u{299}\u{29B}\u{29C}\u{29F}\u{2B6}\u{1D00}\u{1D01}\u{1D03}\u{1D04}\u{1D05}\u{1D06}\u{1D07}\u{1D0A}\u{1D0B}\u{1D0C}\u{1D0D}\u{1D0E}\u{1D0F}\u{1D10}\u{1D15}\u{1D18}\u{1D19}\u{1D1A}\u{1D1B}\u{1D1C}\u{1D20}\u{1D21}\u{1D22}\u{1D23}\u{1D26}\u{1D27}\u{1D28}\u{1D29}\u{1D2A}\u{1D2B}\u{1D7B}\u{1D7E}\u{1DA6}\u{1DA7}\u{1DAB}\u{1DB0}\u{1DB8}\u{2C7B}\u{A730}\u{A731}\u{A776}\u{A7AE}\u{A7AF}\u{A7FA}\u{AB46}\u{AB65}\u{10780}\u{10784}\u{10792}\u{10794}\u{10796}\u{1079C}\u{107A3}\u{107AA}\u{107B2}\u{1DF02}\u{1DF04}\u{1DF10}]/u
 // UTS #39's "highly restrictive" level: one script, or Latin with the scripts of one CJK writing system.
 const writingSystems = [['Latin', 'Han', 'Hiragana', 'Katakana'], ['Latin', 'Han', 'Bopomofo'], ['Latin', 'Han', 'Hangul']]
 
@@ -43,7 +59,8 @@ function scriptsOf (text: string): Set<string> {
   const found = new Set<string>()
   for (const char of text) {
     if (common.test(char)) continue
-    found.add(scripts.find(([, pattern]) => pattern.test(char))?.[0] ?? 'Other')
+    // Every letter and digit of the username pattern has a script of the list.
+    found.add(scripts.find(([, pattern]) => pattern.test(char))![0])
   }
   return found
 }
@@ -68,7 +85,7 @@ export function registrationErrors ({ username, email, password }: Registration)
   const add = (field: string, message: string) => { (errors[field] ??= []).push(message) }
 
   const normalisedUsername = username.normalize('NFKC')
-  if (!usernamePattern.test(normalisedUsername) || invisible.test(normalisedUsername)) {
+  if (!usernamePattern.test(normalisedUsername) || invisible.test(normalisedUsername) || [...normalisedUsername].some(lookalikeLetter)) {
     add('username', 'Enter a valid username. This value may contain only letters, digits and . _ - characters.')
   } else if (!singleScript(normalisedUsername)) {
     add('username', 'Enter a valid username. Its letters must all be of one script.')

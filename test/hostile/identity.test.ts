@@ -64,6 +64,24 @@ t.test('hostile usernames and emails', async (t) => {
     await assertStillAnswers(t, app)
   })
 
+  t.test('usernames that look like a registered one (UTS #39 confusables, of the name in upper case)', async (t) => {
+    const cases: Array<[string, string, string, Expected]> = [
+      ['Lisu letters drawn as ADMIN', 'Admin', 'ꓮꓓꓟꓲꓠ', usernameTaken],
+      ['Greek capitals drawn as ABE', 'ABE', 'ΑΒΕ', usernameTaken],
+      ['Latin ABE after Greek ΑΒΕ', 'ΖΗΤΑ', 'ZHTA', usernameTaken],
+      ['a zero for an O', 'bobby', 'b0bby', usernameTaken],
+      ['a one for an I', 'mike', 'm1ke', usernameTaken],
+      ['mail is not mall', 'mail', 'mall', created],
+      ['ilker is not llker', 'ilker', 'llker', created]
+    ]
+    for (const [name, first, second, expected] of cases) {
+      await ensureRegistered(first)
+      assertAnswer(t, await register(app, newUser({ username: second, password })), expected, name)
+      if (expected.status === 201) registered.add(second)
+    }
+    await assertStillAnswers(t, app)
+  })
+
   t.test('usernames refused with a field error', async (t) => {
     const cases: Array<[string, string]> = [
       ['a zero-width space U+200B', 'ann\u200Bsmith'],
@@ -102,7 +120,11 @@ t.test('hostile usernames and emails', async (t) => {
       ['a halfwidth Hangul filler U+FFA0', 'ann\uFFA0smith'],
       ['variation selector-16 U+FE0F', 'ann\uFE0Fsmith'],
       ['a combining grapheme joiner U+034F', 'ann\u034Fsmith'],
-      ['a Khmer inherent vowel U+17B4', 'ann\u17B4smith']
+      ['a Khmer inherent vowel U+17B4', 'ann\u17B4smith'],
+      ['a small capital D (aᴅmin)', 'a\u1D05min'],
+      ['a small capital I', 'adm\u026An'],
+      ['a modifier letter apostrophe', 'ad\u02BCmin'],
+      ['a modifier letter small capital', 'ad\u1D2Fmin']
     ]
     for (const [name, username] of cases) {
       const response = await register(app, newUser({ username, password }))
@@ -126,7 +148,12 @@ t.test('hostile usernames and emails', async (t) => {
       ['Arabic with its own digits', 'سلام١٢', created],
       ['Latin with ASCII digits, dots and hyphens', 'ann.smith-42', created],
       ['Runic, a script the rule does not name, alone', 'ᚠᚢᚦᚨᚱ', created],
-      ['Latin with Runic', 'abcᚠᚢᚦ', invalid]
+      ['Latin with Runic', 'abcᚠᚢᚦ', invalid],
+      ['Runic with Ogham: two scripts, both real', 'ᚠᚢᚦᚁᚂᚃ', invalid],
+      ['Ogham alone', 'ᚁᚂᚃᚄ', created],
+      ['Lisu alone', 'ꓡꓲꓢꓴ', created],
+      ['Japanese with its prolonged sound mark, a modifier letter', 'ラーメン', created],
+      ['Thai with its repetition mark, a modifier letter', 'เด็กๆ', created]
     ]
     for (const [name, username, expected] of cases) {
       const response = await register(app, newUser({ username, password }))

@@ -50,6 +50,7 @@ t.test('defaults', async (t) => {
       login: { max: 60, window: 60_000 },
       refresh: { max: 120, window: 60_000 },
       passwordChange: { max: 10, window: 3_600_000 },
+      verify: { max: 600, window: 60_000 },
       loginFailuresPerClient: { max: 10, window: 900_000 },
       loginFailuresPerAccount: { max: 100, window: 3_600_000 }
     },
