@@ -79,6 +79,7 @@ export async function fillConfusableKeys (db: Database, log: { warn: (object: ob
       try {
         await db.update(users).set({ usernameSkeleton: confusableKey(row.username) }).where(eq(users.id, row.id))
       } catch (error) {
+        /* c8 ignore next: any other failure is the database's, and fails the start */
         if (uniqueViolation(error) !== 'users_username_skeleton_unique') throw error
         log.warn({ userId: row.id }, 'username looks like another user\'s: left without a confusable key')
       }

@@ -2,8 +2,9 @@ import { eq } from 'drizzle-orm'
 import Fastify from 'fastify'
 import t from 'tap'
 import db from '../../plugins/db.js'
-import users from '../../plugins/users.js'
+import users, { fillConfusableKeys } from '../../plugins/users.js'
 import { users as usersTable } from '../../src/db/schema.js'
+import { confusableKey } from '../../src/identity.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
 t.test('profiles are read once, then served from memory until their TTL', async (t) => {
@@ -36,4 +37,29 @@ t.test('profiles are read once, then served from memory until their TTL', async 
   await app.usersRepository.profile(second)
   await app.usersRepository.profile(third)
   t.equal((await app.usersRepository.profile(id))?.email, 'again@example.com', 'evicted by newer profiles past cacheSize')
+})
+
+t.test('users registered before username_skeleton get their confusable key; of two that look alike, the later keeps none', async (t) => {
+  const app = Fastify({ pluginTimeout: 120_000 })
+  await app.register(db, {
+    dataDir: t.testdir(),
+    databasePoolSize: 1,
+    databaseUrl: postgresUrl === undefined ? undefined : await freshDatabase(t, postgresUrl)
+  })
+  await app.register(users)
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const insert = (name: string) => app.db.insert(usersTable)
+    .values({ username: name, usernameKey: name.toLowerCase(), email: `${name}@example.com`, emailKey: `${name}@example.com`, passwordHash: 'x' })
+    .returning({ id: usersTable.id })
+  const ids = []
+  for (const name of ['admin', 'ꓮꓓꓟꓲꓠ', 'grace']) ids.push((await insert(name) as [{ id: number }])[0].id)
+  const warnings: unknown[] = []
+  await fillConfusableKeys(app.db, { warn: (...args) => { warnings.push(args) } })
+  const rows = await app.db.select({ id: usersTable.id, key: usersTable.usernameSkeleton }).from(usersTable).orderBy(usersTable.id)
+  t.same(rows, [{ id: ids[0], key: confusableKey('admin') }, { id: ids[1], key: null }, { id: ids[2], key: confusableKey('grace') }])
+  t.same(warnings, [[{ userId: ids[1] }, 'username looks like another user\'s: left without a confusable key']])
+  const created = await app.usersRepository.create({ username: 'ΑDMΙΝ'.normalize('NFKC'), email: 'x@example.com', passwordHash: 'x' }).catch((error: unknown) => error)
+  t.match(created, { statusCode: 409, code: 'username_taken' }, 'a new look-alike is refused')
 })
