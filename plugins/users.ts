@@ -1,11 +1,11 @@
-import { and, eq, gt, isNull, sql } from 'drizzle-orm'
+import { and, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
 import { prepared, type Database } from '../src/db/connect.js'
 import { users } from '../src/db/schema.js'
 import { uniqueViolation } from '../src/db/unique-violation.js'
 import { apiError, messages } from '../src/errors.js'
-import { confusableKey, emailKey, normaliseEmail, usernameKey } from '../src/identity.js'
+import { confusableKey, emailKey, lowerConfusableKey, normaliseEmail, usernameKey } from '../src/identity.js'
 import { toUser } from '../src/schemas.js'
 
 /** What GET /auth/me/ answers. */
@@ -64,6 +64,9 @@ declare module 'fastify' {
 /** The account key a login identifier is matched on: the email's, when it has an `@`, else the username's. */
 export const accountKey = (identifier: string) => identifier.includes('@') ? emailKey(identifier) : usernameKey(identifier)
 
+const lookalikeConstraints = new Set(['users_username_skeleton_unique', 'users_username_skeleton_lower_unique'])
+const usernameConstraints = new Set(['users_username_key_unique', ...lookalikeConstraints])
+
 /**
  * Gives users registered before username_skeleton existed their confusable key, a batch at a time. Of two such
  * users whose names look alike, the later keeps none (and is logged): both keep their names, and no new name
@@ -73,14 +76,14 @@ export async function fillConfusableKeys (db: Database, log: { warn: (object: ob
   let after = 0
   for (;;) {
     const rows = await db.select({ id: users.id, username: users.username }).from(users)
-      .where(and(isNull(users.usernameSkeleton), gt(users.id, after))).orderBy(users.id).limit(1000)
+      .where(and(or(isNull(users.usernameSkeleton), isNull(users.usernameSkeletonLower)), gt(users.id, after))).orderBy(users.id).limit(1000)
     if (rows.length === 0) return
     for (const row of rows) {
       try {
-        await db.update(users).set({ usernameSkeleton: confusableKey(row.username) }).where(eq(users.id, row.id))
+        await db.update(users).set({ usernameSkeleton: confusableKey(row.username), usernameSkeletonLower: lowerConfusableKey(row.username) }).where(eq(users.id, row.id))
       } catch (error) {
         /* c8 ignore next: any other failure is the database's, and fails the start */
-        if (uniqueViolation(error) !== 'users_username_skeleton_unique') throw error
+        if (!lookalikeConstraints.has(uniqueViolation(error) ?? '')) throw error
         log.warn({ userId: row.id }, 'username looks like another user\'s: left without a confusable key')
       }
       after = row.id
@@ -107,6 +110,7 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
           username: user.username.normalize('NFKC'),
           usernameKey: usernameKey(user.username),
           usernameSkeleton: confusableKey(user.username),
+          usernameSkeletonLower: lowerConfusableKey(user.username),
           email: normaliseEmail(user.email),
           emailKey: emailKey(user.email),
           passwordHash: user.passwordHash
@@ -116,7 +120,7 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
         // The unique indexes decide, so racing registrations of one name get exactly one 201.
         const constraint = uniqueViolation(error)
         // A name that looks like a taken one is taken: a user cannot tell ꓮꓓꓟꓲꓠ from ADMIN.
-        if (constraint === 'users_username_key_unique' || constraint === 'users_username_skeleton_unique') throw apiError(409, 'username_taken', messages.usernameTaken)
+        if (constraint !== undefined && usernameConstraints.has(constraint)) throw apiError(409, 'username_taken', messages.usernameTaken)
         if (constraint === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
         throw error
       }

@@ -24,6 +24,14 @@ export const usernameKey = fold
 export const confusableKey = (username: string) =>
   unhomoglyph(username.normalize('NFKC').toUpperCase().normalize('NFD')).normalize('NFD')
 
+/**
+ * The same skeleton of the case-folded name, for look-alikes in lower case: `modern` and `rnodern`, `apple` and
+ * `аррӏе` (Cyrillic). The Cyrillic palochka ӏ is drawn as a vertical stroke, as l is, but the confusables data of
+ * unhomoglyph maps it to i: it is mapped to l first.
+ */
+export const lowerConfusableKey = (username: string) =>
+  unhomoglyph(fold(username).replaceAll('\u04CF', 'l').normalize('NFD')).normalize('NFD')
+
 export const emailKey = (email: string) => email.toLowerCase()
 
 /** The email as stored: the domain is case-insensitive, so it is lower-cased; the local part is kept. */

@@ -11,6 +11,8 @@ export const users = pgTable('users', {
   usernameKey: text('username_key').notNull().unique('users_username_key_unique'),
   /** confusableKey() of username: no two names may look alike. Null only for a row older than the column whose key another row had taken. */
   usernameSkeleton: text('username_skeleton').unique('users_username_skeleton_unique'),
+  /** lowerConfusableKey() of username, null on the same terms. */
+  usernameSkeletonLower: text('username_skeleton_lower').unique('users_username_skeleton_lower_unique'),
   email: text('email').notNull(),
   /** Lower-cased email: what uniqueness and login compare. */
   emailKey: text('email_key').notNull().unique('users_email_key_unique'),

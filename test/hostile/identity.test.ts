@@ -71,6 +71,8 @@ t.test('hostile usernames and emails', async (t) => {
       ['Latin ABE after Greek ΑΒΕ', 'ΖΗΤΑ', 'ZHTA', usernameTaken],
       ['a zero for an O', 'bobby', 'b0bby', usernameTaken],
       ['a one for an I', 'mike', 'm1ke', usernameTaken],
+      ['Cyrillic drawn as apple', 'apple', 'аррӏе', usernameTaken],
+      ['rn drawn as m', 'modern', 'rnodern', usernameTaken],
       ['mail is not mall', 'mail', 'mall', created],
       ['ilker is not llker', 'ilker', 'llker', created]
     ]
