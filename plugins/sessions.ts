@@ -219,6 +219,8 @@ export default fp<SessionOptions>(async (fastify, options) => {
       const user = await userOf(claims)
       const live = await db.transaction(async (tx) => {
         const row = await lockRefreshToken(tx, refreshToken, claims)
+        // As at refresh: reached only when SESSION_MAX_AGE was lowered.
+        if (row.session.createdAt.getTime() + options.sessionMaxAge * 1000 <= Date.now()) throw tokenError('token_expired', messages.sessionTooOld)
         if (row.revokedAt === null) return true
         if (Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000) throw revokedError()
         await revokeWhere(tx, eq(sessions.id, claims.sid))

@@ -37,11 +37,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { username: identifier, password, device_token: deviceToken } = request.body
     const user = await usersRepository.findForLogin(identifier)
-    const knownDevice = user !== undefined && deviceTokens.trusted(deviceToken, user.id)
+    const device = user === undefined ? undefined : deviceTokens.trusted(deviceToken, user.id, user.passwordHash)
     // A known account is counted as one, whether its username or its email was typed. Unknown accounts are
     // counted too, under what was typed, so that a throttled answer does not tell which accounts exist.
     const account = user === undefined ? unknownAccount(accountKey(identifier)) : accountOf(user.id)
-    const attempt = await failedLogins.reserve(account, clientKey(request.ip), knownDevice).catch((error: unknown) => {
+    // A known device is counted as itself, wherever it is, and skips the account-wide waits.
+    const client = device === undefined ? clientKey(request.ip) : `device:${device}`
+    const attempt = await failedLogins.reserve(account, client, device !== undefined).catch((error: unknown) => {
       logins.inc({ outcome: 'throttled' })
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       // Never the typed identifier: a password typed into the username field would land in the log.
@@ -68,7 +70,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       if (passwordHasher.needsRehash(verifiedHash)) {
         // Only over the hash just verified: a password changed meanwhile is never undone.
         const stronger = await passwordHasher.hash(password)
-        if (await usersRepository.setPasswordHash(user.id, stronger, verifiedHash)) verifiedHash = stronger
+        if (await usersRepository.setPasswordHash(user.id, stronger, verifiedHash)) {
+          verifiedHash = stronger
+        } else {
+          // Changed meanwhile: by a racing login's own re-hash, or by a new password. Only the first opens a session.
+          const current = await usersRepository.findById(user.id)
+          if (current !== undefined && await passwordHasher.verify(current.passwordHash, password)) verifiedHash = current.passwordHash
+        }
       }
       const started = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip }, verifiedHash)
       if (started === undefined) {
@@ -78,8 +86,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       const { pair, sessionId } = started
       logins.inc({ outcome: 'success' })
-      request.log.info({ userId: user.id, sessionId, knownDevice }, 'login succeeded')
-      return { ...pair, device_token: deviceTokens.issue(user.id) }
+      request.log.info({ userId: user.id, sessionId, knownDevice: device !== undefined }, 'login succeeded')
+      return { ...pair, device_token: deviceTokens.issue(user.id, verifiedHash) }
     } finally {
       // Gives back an attempt that ended in neither outcome, such as a busy hasher or a database error.
       await attempt.release()

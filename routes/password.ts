@@ -18,7 +18,9 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { user_id: userId, sid } = request.user
     const { current_password: currentPassword, new_password: newPassword } = request.body
     // The current password is a guess like a login's, against the same budget: one account, one count.
-    const attempt = await failedLogins.reserve(accountOf(userId), clientKey(request.ip)).catch((error: unknown) => {
+    // An authenticated session is at least a known device: failures from elsewhere must not keep its owner from
+    // changing the password (only this client's own failures, and the per-user limit, do).
+    const attempt = await failedLogins.reserve(accountOf(userId), clientKey(request.ip), true).catch((error: unknown) => {
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       request.log.warn({ userId, client: request.ip }, 'password change throttled: too many failures')
       throw error
@@ -39,7 +41,10 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const errors = registrationErrors({ username: user.username, email: user.email, password: newPassword }).password
     if (errors !== undefined) throw fieldErrors({ new_password: errors })
 
-    await usersRepository.setPasswordHash(userId, await passwordHasher.hash(newPassword))
+    // Only over the password just verified: of two changes racing, the second finds it changed and fails.
+    if (!await usersRepository.setPasswordHash(userId, await passwordHasher.hash(newPassword), user.passwordHash)) {
+      throw fieldErrors({ current_password: [messages.wrongCurrentPassword] })
+    }
     const revoked = await sessionManager.revokeAll(userId, sid)
     request.log.info({ userId, sessionId: sid, revokedSessions: revoked }, 'password changed')
     return reply.code(204).send(null)

@@ -166,3 +166,17 @@ t.test('RATE_LIMIT_VERIFY throttles verify and introspect, each apart, per clien
     t.same(statuses, [url === '/auth/verify/' ? 401 : 200, url === '/auth/verify/' ? 401 : 200, url === '/auth/verify/' ? 401 : 200, 429], url)
   }
 })
+
+t.test('verify and introspect refuse a refresh token past SESSION_MAX_AGE, as refresh does', async (t) => {
+  const environment = await testEnvironment(t)
+  const first = await build(t, environment)
+  const { tokens: pair } = await registerAndLogin(first)
+  await first.close()
+  // The same database, SESSION_MAX_AGE lowered below the session's age.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const app = await build(t, { ...environment, SESSION_MAX_AGE: '1s' })
+  const verified = await app.inject({ method: 'POST', url: '/auth/verify/', payload: { token: pair.refresh } })
+  t.equal(verified.statusCode, 401)
+  t.equal(verified.json().code, 'token_expired')
+  t.same((await app.inject({ method: 'POST', url: '/auth/introspect/', payload: { token: pair.refresh } })).json(), { active: false })
+})

@@ -65,6 +65,42 @@ t.test('a login racing a password change', async (t) => {
     t.equal((await login(body.username, body.password)).statusCode, 401, 'the old password stays refused')
   })
 
+  t.test('two logins re-hashing one weaker hash at once both get a session', async (t) => {
+    const { body, user } = await registerAndLogin(app)
+    await app.db.update(users).set({ passwordHash: await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 }) }).where(eq(users.id, user.id))
+    const held = holdNextVerify(app)
+    const second = login(body.username, body.password)
+    await held.reached
+    t.equal((await login(body.username, body.password)).statusCode, 200, 'the first re-hashes')
+    held.release()
+    t.equal((await second).statusCode, 200, 'the second finds the new hash of the same password')
+  })
+
+  t.test('a weaker hash whose user is deleted during the login: no session', async (t) => {
+    const { body, user } = await registerAndLogin(app)
+    await app.db.update(users).set({ passwordHash: await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 }) }).where(eq(users.id, user.id))
+    const held = holdNextVerify(app)
+    const racing = login(body.username, body.password)
+    await held.reached
+    await app.db.delete(users).where(eq(users.id, user.id))
+    held.release()
+    t.equal((await racing).statusCode, 401)
+  })
+
+  t.test('two password changes racing: the second, over a password changed meanwhile, fails', async (t) => {
+    const { body, tokens } = await registerAndLogin(app)
+    const other = (await login(body.username, body.password)).json()
+    const held = holdNextVerify(app)
+    const attacker = change(other.access, body.password, 'the attacker passphrase')
+    await held.reached
+    t.equal((await change(tokens.access, body.password, 'the owner passphrase')).statusCode, 204, 'the owner changes it')
+    held.release()
+    const late = await attacker
+    t.equal(late.statusCode, 400)
+    t.same(late.json().errors, { current_password: ['Your current password was entered incorrectly.'] })
+    t.equal((await login(body.username, 'the owner passphrase')).statusCode, 200, 'the owner\'s password stands')
+  })
+
   t.test('a user deleted during the login gets no session', async (t) => {
     const { body, user } = await registerAndLogin(app)
     const held = holdNextVerify(app)
@@ -118,4 +154,20 @@ t.test('RATE_LIMIT_PASSWORD_CHANGE limits each client and each user', async (t) 
   t.equal((await change(second.tokens.access, '203.0.113.22')).statusCode, 400, 'another user from another client')
   const metrics = await app.inject({ method: 'GET', url: '/metrics' })
   t.match(metrics.body, /auth_throttled_total\{limit="password_change"\} 3/)
+})
+
+t.test('the owner can change the password while the account waits for failures from elsewhere; a new password voids device tokens', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1', LOGIN_FAILURES_PER_ACCOUNT: '3/1h' }))
+  const { body } = await registerAndLogin(app)
+  const login = (client: string, password: string, deviceToken?: string) => app.inject({
+    method: 'POST', url: '/auth/login/', headers: { 'x-forwarded-for': client }, payload: { username: body.username, password, ...(deviceToken === undefined ? {} : { device_token: deviceToken }) }
+  })
+  const session = (await login('198.51.100.7', body.password)).json()
+  for (let i = 0; i < 3; i++) t.equal((await login(`203.0.113.${i}`, 'wrong password')).statusCode, 401)
+  t.equal((await login('203.0.113.9', body.password)).statusCode, 429, 'the account waits')
+  const changed = await app.inject({
+    method: 'POST', url: '/auth/password/change/', headers: { ...bearer(session.access), 'x-forwarded-for': '198.51.100.7' }, payload: { current_password: body.password, new_password: 'the new secret passphrase' }
+  })
+  t.equal(changed.statusCode, 204, 'the signed-in owner is not kept waiting')
+  t.equal((await login('198.51.100.7', 'the new secret passphrase', session.device_token)).statusCode, 429, 'the old device token is void: the account waits for it too')
 })

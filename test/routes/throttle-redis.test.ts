@@ -114,6 +114,10 @@ t.test('a targeted lockout cannot keep the owner out of a known device, on both 
     const owner = await login('198.51.100.1', user.password, deviceToken)
     t.equal(owner.statusCode, 200, `${store}: the owner's device logs in`)
     t.equal((await login('203.0.113.51', user.password)).statusCode, 429, `${store}: and the account still waits for everyone else`)
+    const { device_token: fresh } = owner.json() as { device_token: string }
+    // A device token spread over many addresses is one client: its failures are counted under the device.
+    for (let i = 0; i < 10; i++) t.equal((await login(`192.0.2.${i}`, 'wrong password', fresh)).statusCode, 401)
+    t.equal((await login('192.0.2.99', user.password, fresh)).statusCode, 429, `${store}: the device's own limit, from any address`)
     const other = newUser()
     t.equal((await app.inject({ method: 'POST', url: '/auth/register/', payload: other })).statusCode, 201)
     t.equal((await app.inject({ method: 'POST', url: '/auth/login/', headers: { 'x-forwarded-for': '198.51.100.1' }, payload: { username: other.username, password: 'wrong', device_token: deviceToken } })).statusCode, 401,
