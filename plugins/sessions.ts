@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, desc, eq, gt, inArray, isNull, ne, type SQL } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
+import { clientKey } from '../src/client-address.js'
 import { sessions, tokens } from '../src/db/schema.js'
 import { messages, tokenError } from '../src/errors.js'
 import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
@@ -157,17 +158,19 @@ export default fp<SessionOptions>(async (fastify, options) => {
           const access = tokenService.signAccess(user, claims.sid)
           // The grace window counts from this moment, not from the whole second of the new token's iat.
           await prepared(tx.update(tokens).set({ revokedAt: new Date(), replacedBy: refresh.row.jti }).where(eq(tokens.jti, jti)))
-          await prepared(tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt }).where(eq(sessions.id, claims.sid)))
+          // The session records the client that used it last: the one a replay within the grace window must be.
+          await prepared(tx.update(sessions).set({ lastUsedAt: refresh.row.createdAt, expiresAt: refresh.row.expiresAt, ...recorded(client) }).where(eq(sessions.id, claims.sid)))
           await prepared(tx.insert(tokens).values([access.row, refresh.row]))
           return { pair: toPair(access, refresh), replayed: false }
         }
         if (row.revokedAt === null) return rotate(claims.jti)
 
         // Rotated already. Within the grace window a client that lost the answer, or a racing
-        // request, gets the same replacement again, as long as that one is still live: the session's own
-        // client only (its address and user agent), so that a stolen token replayed elsewhere is reuse.
+        // request, gets the same replacement again, as long as that one is still live: only the client that
+        // rotated it (its user agent, and its address or IPv6 /64), so that a stolen token replayed elsewhere is reuse.
         const { userAgent, ip } = recorded(client)
-        const sameClient = row.session.userAgent === userAgent && row.session.ip === ip
+        const network = (address: string | null) => address === null ? null : clientKey(address)
+        const sameClient = row.session.userAgent === userAgent && network(row.session.ip) === network(ip)
         const withinGrace = sameClient && Date.now() - row.revokedAt.getTime() <= options.refreshReuseGrace * 1000
         const [child] = withinGrace
           ? await tx.select().from(tokens).where(and(eq(tokens.jti, row.replacedBy!), isNull(tokens.revokedAt)))

@@ -132,6 +132,21 @@ t.test('refresh and logout', async (t) => {
     t.match(metrics, /auth_refreshes_total\{outcome="replayed"\} [1-9]/, 'grace replays are counted apart')
   })
 
+  t.test('within the grace window, the client that rotated the token gets the replay, wherever it logged in', async (t) => {
+    const { tokens: first } = await registerAndLogin(app)
+    const from = (address: string) => ({ remoteAddress: address })
+    // The app moved from the network it logged in on; a second IPv6 address of its /64 is the same client.
+    const second = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: first.refresh }, ...from('2001:db8:1:2::10') })
+    t.equal(second.statusCode, 200)
+    const replay = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: first.refresh }, ...from('2001:db8:1:2::11') })
+    t.equal(replay.statusCode, 200, 'the rotating client, on another address of its /64')
+    t.equal(replay.json().refresh, second.json().refresh)
+    const sessionsNow = (await app.inject({ method: 'GET', url: '/auth/sessions/', headers: bearer(replay.json().access) })).json()
+    t.equal(sessionsNow.find((row: { current: boolean }) => row.current).ip, '2001:db8:1:2::10', 'the session shows where it was last used')
+    const fromLogin = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: first.refresh }, ...from('127.0.0.1') })
+    t.equal(fromLogin.json().code, 'token_reused', 'the login\'s address is not the rotating client')
+  })
+
   t.test('racing refreshes of one token never fork the session', async (t) => {
     const { tokens: pair } = await registerAndLogin(app)
     const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(pair.refresh)))
