@@ -5,7 +5,7 @@ import { prepared, type Database } from '../src/db/connect.js'
 import { users } from '../src/db/schema.js'
 import { uniqueViolation } from '../src/db/unique-violation.js'
 import { apiError, messages } from '../src/errors.js'
-import { confusableKey, emailKey, lowerConfusableKey, normaliseEmail, usernameKey } from '../src/identity.js'
+import { confusableKey, emailKey, lowerConfusableKey, normaliseEmail, shownConfusableKey, usernameKey } from '../src/identity.js'
 import { toUser } from '../src/schemas.js'
 
 /** What GET /auth/me/ answers. */
@@ -64,7 +64,14 @@ declare module 'fastify' {
 /** The account key a login identifier is matched on: the email's, when it has an `@`, else the username's. */
 export const accountKey = (identifier: string) => identifier.includes('@') ? emailKey(identifier) : usernameKey(identifier)
 
-const lookalikeConstraints = new Set(['users_username_skeleton_unique', 'users_username_skeleton_lower_unique'])
+const lookalikeConstraints = new Set(['users_username_skeleton_unique', 'users_username_skeleton_lower_unique', 'users_username_skeleton_shown_unique'])
+
+/** The confusable skeletons of a name, one unique column each: a new name may share none of them. */
+const lookalikeKeys = (username: string) => ({
+  usernameSkeleton: confusableKey(username),
+  usernameSkeletonLower: lowerConfusableKey(username),
+  usernameSkeletonShown: shownConfusableKey(username)
+})
 const usernameConstraints = new Set(['users_username_key_unique', ...lookalikeConstraints])
 
 /**
@@ -76,11 +83,11 @@ export async function fillConfusableKeys (db: Database, log: { warn: (object: ob
   let after = 0
   for (;;) {
     const rows = await db.select({ id: users.id, username: users.username }).from(users)
-      .where(and(or(isNull(users.usernameSkeleton), isNull(users.usernameSkeletonLower)), gt(users.id, after))).orderBy(users.id).limit(1000)
+      .where(and(or(isNull(users.usernameSkeleton), isNull(users.usernameSkeletonLower), isNull(users.usernameSkeletonShown)), gt(users.id, after))).orderBy(users.id).limit(1000)
     if (rows.length === 0) return
     for (const row of rows) {
       try {
-        await db.update(users).set({ usernameSkeleton: confusableKey(row.username), usernameSkeletonLower: lowerConfusableKey(row.username) }).where(eq(users.id, row.id))
+        await db.update(users).set(lookalikeKeys(row.username)).where(eq(users.id, row.id))
       } catch (error) {
         /* c8 ignore next: any other failure is the database's, and fails the start */
         if (!lookalikeConstraints.has(uniqueViolation(error) ?? '')) throw error
@@ -109,8 +116,7 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
         const [row] = await prepared(db.insert(users).values({
           username: user.username.normalize('NFKC'),
           usernameKey: usernameKey(user.username),
-          usernameSkeleton: confusableKey(user.username),
-          usernameSkeletonLower: lowerConfusableKey(user.username),
+          ...lookalikeKeys(user.username),
           email: normaliseEmail(user.email),
           emailKey: emailKey(user.email),
           passwordHash: user.passwordHash

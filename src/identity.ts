@@ -32,6 +32,10 @@ export const confusableKey = (username: string) =>
 export const lowerConfusableKey = (username: string) =>
   unhomoglyph(fold(username).replaceAll('\u04CF', 'l').normalize('NFD')).normalize('NFD')
 
+/** The same skeleton of the name as it is shown, in its own cases: `paypaI` (a capital I) and `paypal`. */
+export const shownConfusableKey = (username: string) =>
+  unhomoglyph(username.normalize('NFKC').replaceAll('\u04CF', 'l').normalize('NFD')).normalize('NFD')
+
 export const emailKey = (email: string) => email.toLowerCase()
 
 /** The email as stored: the domain is case-insensitive, so it is lower-cased; the local part is kept. */

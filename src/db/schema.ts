@@ -13,6 +13,8 @@ export const users = pgTable('users', {
   usernameSkeleton: text('username_skeleton').unique('users_username_skeleton_unique'),
   /** lowerConfusableKey() of username, null on the same terms. */
   usernameSkeletonLower: text('username_skeleton_lower').unique('users_username_skeleton_lower_unique'),
+  /** shownConfusableKey() of username, null on the same terms. */
+  usernameSkeletonShown: text('username_skeleton_shown').unique('users_username_skeleton_shown_unique'),
   email: text('email').notNull(),
   /** Lower-cased email: what uniqueness and login compare. */
   emailKey: text('email_key').notNull().unique('users_email_key_unique'),

@@ -73,6 +73,8 @@ t.test('hostile usernames and emails', async (t) => {
       ['a one for an I', 'mike', 'm1ke', usernameTaken],
       ['Cyrillic drawn as apple', 'apple', 'аррӏе', usernameTaken],
       ['rn drawn as m', 'modern', 'rnodern', usernameTaken],
+      ['a capital I drawn as l', 'paypal', 'paypaI', usernameTaken],
+      ['a one drawn as l', 'google', 'goog1e', usernameTaken],
       ['mail is not mall', 'mail', 'mall', created],
       ['ilker is not llker', 'ilker', 'llker', created]
     ]

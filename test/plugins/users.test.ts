@@ -4,7 +4,7 @@ import t from 'tap'
 import db from '../../plugins/db.js'
 import users, { fillConfusableKeys } from '../../plugins/users.js'
 import { users as usersTable } from '../../src/db/schema.js'
-import { confusableKey, lowerConfusableKey } from '../../src/identity.js'
+import { confusableKey, lowerConfusableKey, shownConfusableKey } from '../../src/identity.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
 t.test('profiles are read once, then served from memory until their TTL', async (t) => {
@@ -57,11 +57,12 @@ t.test('users registered before username_skeleton get their confusable key; of t
   for (const name of ['admin', 'ꓮꓓꓟꓲꓠ', 'grace']) ids.push((await insert(name) as [{ id: number }])[0].id)
   const warnings: unknown[] = []
   await fillConfusableKeys(app.db, { warn: (...args) => { warnings.push(args) } })
-  const rows = await app.db.select({ id: usersTable.id, key: usersTable.usernameSkeleton, lower: usersTable.usernameSkeletonLower }).from(usersTable).orderBy(usersTable.id)
+  const rows = await app.db.select({ id: usersTable.id, key: usersTable.usernameSkeleton, lower: usersTable.usernameSkeletonLower, shown: usersTable.usernameSkeletonShown })
+    .from(usersTable).orderBy(usersTable.id)
   t.same(rows, [
-    { id: ids[0], key: confusableKey('admin'), lower: lowerConfusableKey('admin') },
-    { id: ids[1], key: null, lower: null },
-    { id: ids[2], key: confusableKey('grace'), lower: lowerConfusableKey('grace') }
+    { id: ids[0], key: confusableKey('admin'), lower: lowerConfusableKey('admin'), shown: shownConfusableKey('admin') },
+    { id: ids[1], key: null, lower: null, shown: null },
+    { id: ids[2], key: confusableKey('grace'), lower: lowerConfusableKey('grace'), shown: shownConfusableKey('grace') }
   ])
   t.same(warnings, [[{ userId: ids[1] }, 'username looks like another user\'s: left without a confusable key']])
   const created = await app.usersRepository.create({ username: 'ΑDMΙΝ'.normalize('NFKC'), email: 'x@example.com', passwordHash: 'x' }).catch((error: unknown) => error)
