@@ -31,6 +31,12 @@ t.test('a login racing a password change', async (t) => {
   const change = (access: string, current: string, next: string) => app.inject({
     method: 'POST', url: '/auth/password/change/', headers: bearer(access), payload: { current_password: current, new_password: next }
   })
+  /** Stores the user's password hashed with weaker parameters, as an older version would have: the next login re-hashes it. */
+  async function weaken (userId: number, password: string) {
+    const weak = await hash(password, { memoryCost: 4096, timeCost: 1, parallelism: 1 })
+    await app.db.update(users).set({ passwordHash: weak }).where(eq(users.id, userId))
+    return weak
+  }
   const liveSessions = (userId: number) => app.db.select({ id: sessions.id }).from(sessions)
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
 
@@ -50,8 +56,7 @@ t.test('a login racing a password change', async (t) => {
 
   t.test('the re-hash of a login racing a change never brings the old password back', async (t) => {
     const { body, user, tokens } = await registerAndLogin(app)
-    const weak = await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 })
-    await app.db.update(users).set({ passwordHash: weak }).where(eq(users.id, user.id))
+    const weak = await weaken(user.id, body.password)
     const held = holdNextVerify(app)
     const racing = login(body.username, body.password)
     await held.reached
@@ -67,7 +72,7 @@ t.test('a login racing a password change', async (t) => {
 
   t.test('two logins re-hashing one weaker hash at once both get a session', async (t) => {
     const { body, user } = await registerAndLogin(app)
-    await app.db.update(users).set({ passwordHash: await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 }) }).where(eq(users.id, user.id))
+    await weaken(user.id, body.password)
     const held = holdNextVerify(app)
     const second = login(body.username, body.password)
     await held.reached
@@ -78,7 +83,7 @@ t.test('a login racing a password change', async (t) => {
 
   t.test('a weaker hash whose user is deleted during the login: no session', async (t) => {
     const { body, user } = await registerAndLogin(app)
-    await app.db.update(users).set({ passwordHash: await hash(body.password, { memoryCost: 4096, timeCost: 1, parallelism: 1 }) }).where(eq(users.id, user.id))
+    await weaken(user.id, body.password)
     const held = holdNextVerify(app)
     const racing = login(body.username, body.password)
     await held.reached
