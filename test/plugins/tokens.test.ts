@@ -76,6 +76,12 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
     await app.sessionManager.logout(rotated.refresh)
     t.throws(() => app.tokenService.verifyAccess(pair.access), { code: 'token_revoked' })
     t.same(await app.sessionManager.list(user!.id), [])
+
+    // A client whose address is unknown is recorded with none, and is still the client of its replays.
+    const { pair: anonymous } = await app.sessionManager.start(ref, {}, 'x') as { pair: TokenPair }
+    const { pair: next } = await app.sessionManager.refresh(anonymous.refresh, {})
+    const again = await app.sessionManager.refresh(anonymous.refresh, {})
+    t.same([again.pair.refresh, again.replayed], [next.refresh, true])
   })
 })
 
