@@ -21,6 +21,7 @@ export default fp(async (fastify) => {
         { name: 'auth', description: 'Registration, login and the current user' },
         { name: 'tokens', description: 'Refresh, logout and token checks' },
         { name: 'sessions', description: 'A user\'s logins, and revoking them' },
+        { name: 'email', description: 'Proving and changing the email address (password reset is under auth)' },
         { name: 'keys', description: 'The public keys that verify tokens' },
         { name: 'health', description: 'For load balancers and orchestrators' }
       ],

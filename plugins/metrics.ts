@@ -15,13 +15,15 @@ export interface MetricsOptions {
 
 /** The auth events counted, each by outcome. */
 export interface AuthMetrics {
-  /** success, bad_credentials or throttled. */
+  /** success, bad_credentials, email_unverified or throttled. */
   logins: Counter<'outcome'>
   /** rotated, reused, expired, revoked or invalid. */
   refreshes: Counter<'outcome'>
   registrations: Counter
   /** Requests refused with 429, by the limit that refused them. */
   throttled: Counter<'limit'>
+  /** Mails by kind and outcome: sent, retried or failed. */
+  mails: Counter<'kind' | 'outcome'>
 }
 
 declare module 'fastify' {
@@ -128,11 +130,14 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
+  // The mailer registers after this plugin; by the time anyone scrapes, it is there.
+  new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(fastify.hasDecorator('mailer') ? await fastify.mailer.queued() : 0) } })
   /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
     refreshes: new Counter({ name: 'auth_refreshes_total', help: 'Refreshes by outcome', labelNames: ['outcome'], registers: [registry] }),
     registrations: new Counter({ name: 'auth_registrations_total', help: 'Users registered', registers: [registry] }),
-    throttled: new Counter({ name: 'auth_throttled_total', help: 'Requests refused with 429, by limit', labelNames: ['limit'], registers: [registry] })
+    throttled: new Counter({ name: 'auth_throttled_total', help: 'Requests refused with 429, by limit', labelNames: ['limit'], registers: [registry] }),
+    mails: new Counter({ name: 'auth_mail_total', help: 'Mails by kind and outcome (sent, retried, failed)', labelNames: ['kind', 'outcome'], registers: [registry] })
   } satisfies AuthMetrics)
 }, { name: 'metrics', dependencies: ['password', 'revocations'] })

@@ -41,6 +41,11 @@ export interface SessionManager {
   /** Revokes every session of the user, but the one given; answers how many. */
   revokeAll: (userId: number, except?: string) => Promise<number>
   /**
+   * In tx: revokes every session of the user, every instance told when tx commits; answers their ids, which the
+   * caller hands to revocations.remember() once tx has committed, for this instance to refuse them at once.
+   */
+  revokeAllIn: (tx: Database, userId: number) => Promise<string[]>
+  /**
    * The username of a live refresh token's user, for verify and introspect; throws a 401 otherwise. A rotated
    * token is token_revoked within the grace window, and past it is reuse, as at refresh: the whole session is
    * revoked and token_reused thrown, so that nobody can test quietly which stolen token is still live.
@@ -63,7 +68,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
   async function userOf (claims: TokenClaims): Promise<UserRef> {
     const profile = await usersRepository.profile(claims.user_id)
     if (profile === undefined) throw invalidError()
-    return { id: profile.id, username: profile.username }
+    return { id: profile.id, username: profile.username, emailVerified: profile.email_verified }
   }
 
   /**
@@ -216,6 +221,10 @@ export default fp<SessionOptions>(async (fastify, options) => {
     async revokeAll (userId, except) {
       const ids = await revokeSessions(and(eq(sessions.userId, userId), except === undefined ? undefined : ne(sessions.id, except)))
       return ids.length
+    },
+
+    revokeAllIn (tx, userId) {
+      return revokeWhere(tx, eq(sessions.userId, userId))
     },
 
     async inspectRefresh (claims, refreshToken) {

@@ -25,6 +25,10 @@ export interface Throttle {
   passwordChange: onRequestAsyncHookHandler
   verify: onRequestAsyncHookHandler
   introspect: onRequestAsyncHookHandler
+  /** Requests that may send a mail: RATE_LIMIT_MAIL. */
+  mail: onRequestAsyncHookHandler
+  /** Uses of a mailed token or code, under the login limit: each is a guess when it is wrong. */
+  mailConfirm: onRequestAsyncHookHandler
   /** The same limit per authenticated user, whatever the client: a hook for after authentication. */
   passwordChangeByUser: onRequestAsyncHookHandler
   /**
@@ -90,6 +94,8 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     passwordChange: limit('passwordChange', 'password_change'),
     verify: limit('verify', 'verify'),
     introspect: limit('verify', 'introspect'),
+    mail: limit('mail', 'mail'),
+    mailConfirm: limit('login', 'mail_confirm'),
     passwordChangeByUser: byUser('passwordChange', 'password_change'),
     failedLogins: enabled ? guard : noGuard
   } satisfies Throttle)

@@ -46,6 +46,7 @@ export interface IssuedToken {
 export interface UserRef {
   id: number
   username: string
+  emailVerified: boolean
 }
 
 export interface TokenService {
@@ -124,7 +125,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
     return claims as AccessClaims
   }
 
-  function sign (claims: TokenClaims & { username?: string }): IssuedToken {
+  function sign (claims: TokenClaims & { username?: string, email_verified?: boolean }): IssuedToken {
     const token = claims.token_type === 'access' ? fastify.jwt.sign(claims) : signRefreshToken(claims)
     return {
       token,
@@ -148,7 +149,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
 
     signAccess (user, sessionId) {
       const iat = toSeconds(new Date())
-      return sign({ ...common(user, sessionId), aud: options.audience, jti: randomUUID(), token_type: 'access', iat, exp: iat + options.accessTokenTtl, username: user.username })
+      return sign({ ...common(user, sessionId), aud: options.audience, jti: randomUUID(), token_type: 'access', iat, exp: iat + options.accessTokenTtl, username: user.username, email_verified: user.emailVerified })
     },
 
     signRefresh (user, sessionId, notAfter, earlier) {

@@ -17,6 +17,7 @@ export interface Credentials {
   username: string
   email: string
   passwordHash: string
+  emailVerified: boolean
 }
 
 export interface NewUser {
@@ -34,17 +35,25 @@ export interface UserOptions {
 
 /** The only code that reads or writes the users table. */
 export interface UsersRepository {
-  /** Stores a new user, its names normalised; throws 409 username_taken or email_taken. */
-  create: (user: NewUser) => Promise<Profile>
+  /** Stores a new user, its names normalised, within tx if given; throws 409 username_taken or email_taken. */
+  create: (user: NewUser, tx?: Database) => Promise<Profile>
   /** The user a login names, by username or (with an `@`) by email, in any case; undefined for none. */
   findForLogin: (identifier: string) => Promise<Credentials | undefined>
   /** The credentials of a user by id; undefined for no such user. */
   findById: (id: number) => Promise<Credentials | undefined>
+  /** The user of an email address, in any case; undefined for none. */
+  findByEmail: (email: string) => Promise<Credentials | undefined>
   /**
    * Replaces a user's password hash. With `expected`, only while the stored hash is still that one
    * (compare-and-set); answers whether it was replaced.
    */
-  setPasswordHash: (id: number, passwordHash: string, expected?: string) => Promise<boolean>
+  setPasswordHash: (id: number, passwordHash: string, expected?: string, tx?: Database) => Promise<boolean>
+  /** In tx: the user's email is verified, if it is still the address whose emailKey() is `emailKey`; answers whether it was. */
+  markEmailVerified: (tx: Database, id: number, emailKey: string) => Promise<boolean>
+  /** In tx: the user's email becomes `email`, verified; throws 409 email_taken when another user has it. */
+  changeEmail: (tx: Database, id: number, email: string) => Promise<void>
+  /** Drops the user's cached profile, after a change of its email or its verification. */
+  forget: (id: number) => void
   /**
    * Within the transaction tx: true while the user's password hash is still `passwordHash`, and then the row
    * stays locked (FOR SHARE) until tx ends, so that no change of the password, and no deletion, can commit
@@ -99,28 +108,29 @@ export async function fillConfusableKeys (db: Database, log: { warn: (object: ob
 }
 
 /**
- * No route changes a username, an email or a join date, and users are never deleted, so a profile
- * read once stays true: /auth/me/ answers from memory instead of a query per request. The TTL
- * bounds how long an edit made by hand in the database goes unseen.
+ * A profile changes only by an email change or verification, which drop it from this instance's memory, so
+ * /auth/me/ answers from memory instead of a query per request. The TTL bounds how long a change made on
+ * another instance, or by hand in the database, goes unseen here.
  */
 export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 60_000 }) => {
   const { db } = fastify
   const profiles = new LruMap<Profile>(cacheSize, cacheTtl)
-  const profileById = db.select({ id: users.id, username: users.username, email: users.email, createdAt: users.createdAt })
+  const profileColumns = { id: users.id, username: users.username, email: users.email, emailVerified: users.emailVerified, createdAt: users.createdAt }
+  const profileById = db.select(profileColumns)
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_profile')
-  const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash }
+  const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash, emailVerified: users.emailVerified }
 
   const repository: UsersRepository = {
-    async create (user) {
+    async create (user, tx = db) {
       try {
-        const [row] = await prepared(db.insert(users).values({
+        const [row] = await prepared(tx.insert(users).values({
           username: user.username.normalize('NFKC'),
           usernameKey: usernameKey(user.username),
           ...lookalikeKeys(user.username),
           email: normaliseEmail(user.email),
           emailKey: emailKey(user.email),
           passwordHash: user.passwordHash
-        }).returning())
+        }).returning(profileColumns))
         return toUser(row!)
       } catch (error) {
         // The unique indexes decide, so racing registrations of one name get exactly one 201.
@@ -146,10 +156,38 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       return user
     },
 
-    async setPasswordHash (id, passwordHash, expected) {
+    async findByEmail (email) {
+      if (email.includes('\0')) return undefined
+      const [user] = await prepared(db.select(credentials).from(users).where(eq(users.emailKey, emailKey(email))))
+      return user
+    },
+
+    async setPasswordHash (id, passwordHash, expected, tx = db) {
       const where = expected === undefined ? eq(users.id, id) : and(eq(users.id, id), eq(users.passwordHash, expected))
-      const updated = await db.update(users).set({ passwordHash }).where(where).returning({ id: users.id })
+      const updated = await tx.update(users).set({ passwordHash }).where(where).returning({ id: users.id })
       return updated.length > 0
+    },
+
+    async markEmailVerified (tx, id, key) {
+      const updated = await tx.update(users).set({ emailVerified: true })
+        .where(and(eq(users.id, id), eq(users.emailKey, key))).returning({ id: users.id })
+      profiles.delete(id)
+      return updated.length > 0
+    },
+
+    async changeEmail (tx, id, email) {
+      try {
+        await tx.update(users).set({ email: normaliseEmail(email), emailKey: emailKey(email), emailVerified: true }).where(eq(users.id, id))
+      } catch (error) {
+        if (uniqueViolation(error) === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
+        /* c8 ignore next: any other failure is the database's */
+        throw error
+      }
+      profiles.delete(id)
+    },
+
+    forget (id) {
+      profiles.delete(id)
     },
 
     async holdCredentials (tx, id, passwordHash) {

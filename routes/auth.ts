@@ -9,8 +9,13 @@ import { ErrorBody, LoginAnswer, LoginBody, RegisterBody, User, bodyErrors, hash
 // SimpleJWT's wording, the same whether the user is unknown or the password is wrong.
 const invalidCredentials = () => apiError(401, 'invalid_credentials', messages.invalidCredentials)
 
-const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
+export interface AuthRouteOptions {
+  /** A login with the right password on an unverified address answers 403 email_unverified. */
+  requireVerifiedEmail: boolean
+}
+
+const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requireVerifiedEmail }) => {
+  const { accountMail, db, deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
   const { failedLogins } = fastify.throttle
   const { logins, registrations } = fastify.authMetrics
 
@@ -24,7 +29,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       const errors = registrationErrors(request.body)
       if (Object.keys(errors).length > 0) throw fieldErrors(errors)
 
-      const user = await usersRepository.create({ username, email, passwordHash: await passwordHasher.hash(password) })
+      const passwordHash = await passwordHasher.hash(password)
+      // The user and its verification mail, committed together.
+      const user = await db.transaction(async (tx) => {
+        const created = await usersRepository.create({ username, email, passwordHash }, tx)
+        await accountMail.sendToken(tx, created, 'email_verify', created.email)
+        return created
+      })
       registrations.inc()
       request.log.info({ userId: user.id }, 'user registered')
       return reply.code(201).send(user)
@@ -33,7 +44,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/login/', {
     onRequest: fastify.throttle.login,
-    schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: LoginAnswer, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
+    schema: { tags: ['auth'], summary: 'Log in: a new session and its token pair', body: LoginBody, response: { 200: LoginAnswer, 401: ErrorBody, 403: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request) => {
     const { username: identifier, password, device_token: deviceToken } = request.body
     const user = await usersRepository.findForLogin(identifier)
@@ -66,6 +77,12 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         throw invalidCredentials()
       }
       await attempt.succeeded()
+      // Only after the password checked out: this tells nothing to someone without it.
+      if (requireVerifiedEmail && !user.emailVerified) {
+        logins.inc({ outcome: 'email_unverified' })
+        request.log.info({ userId: user.id }, 'login refused: email not verified')
+        throw apiError(403, 'email_unverified', messages.emailUnverified)
+      }
       let verifiedHash = user.passwordHash
       if (passwordHasher.needsRehash(verifiedHash)) {
         // Only over the hash just verified: a password changed meanwhile is never undone.

@@ -1,9 +1,12 @@
 import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync, onSendHookHandler } from 'fastify'
+import accountMail from '../plugins/account-mail.js'
 import db from '../plugins/db.js'
 import deviceTokens from '../plugins/device-tokens.js'
 import docs from '../plugins/docs.js'
+import mailTokens from '../plugins/mail-tokens.js'
+import mailer from '../plugins/mailer.js'
 import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
 import purgeSchedule from '../plugins/purge-schedule.js'
@@ -14,6 +17,7 @@ import throttle from '../plugins/throttle.js'
 import tokens from '../plugins/tokens.js'
 import users from '../plugins/users.js'
 import authRoutes from '../routes/auth.js'
+import emailRoutes from '../routes/email.js'
 import healthRoutes from '../routes/health.js'
 import jwksRoutes from '../routes/jwks.js'
 import meRoutes from '../routes/me.js'
@@ -60,6 +64,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
   await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
+  await fastify.register(mailTokens, { signingKey })
+  await fastify.register(mailer, { mail: config.mail, dataDir: config.dataDir })
+  await fastify.register(accountMail, { mail: config.mail })
   await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
@@ -119,7 +126,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     .send(errorBody(404, 'not_found', messages.routeNotFound(request.method, request.url))))
 
   await fastify.register(docs)
-  await fastify.register(authRoutes)
+  await fastify.register(authRoutes, { requireVerifiedEmail: config.requireVerifiedEmail })
+  await fastify.register(emailRoutes)
   await fastify.register(tokenRoutes)
   await fastify.register(sessionRoutes)
   await fastify.register(passwordRoutes)

@@ -48,6 +48,18 @@ export const EnvSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
   TRUST_PROXY: Type.Optional(Type.String()),
   CORS_ORIGINS: Type.Optional(Type.String()),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  MAIL_FROM: Type.Optional(Type.String({ minLength: 3, maxLength: 320 })),
+  MAIL_RETRY_FOR: { ...Duration, default: '24h' },
+  MAIL_TEMPLATES_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  APP_NAME: Type.String({ minLength: 1, maxLength: 100, default: 'the service' }),
+  RESET_TOKEN_TTL: { ...Duration, default: '1h' },
+  VERIFY_TOKEN_TTL: { ...Duration, default: '24h' },
+  PASSWORD_RESET_URL: Type.Optional(Type.String()),
+  EMAIL_VERIFY_URL: Type.Optional(Type.String()),
+  EMAIL_CHANGE_URL: Type.Optional(Type.String()),
+  REQUIRE_VERIFIED_EMAIL: Type.Enum(['on', 'off'], { default: 'off' }),
+  RATE_LIMIT_MAIL: { ...Rate, default: '10/1h' },
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -67,6 +79,8 @@ export interface Limits {
   passwordChange: Limit
   /** Calls of /auth/verify/, and apart of /auth/introspect/, per client. */
   verify: Limit
+  /** Requests that may send a mail (password reset, verification resend, email change), per client. */
+  mail: Limit
   /** Failed logins of one account from one client; past it, 429 until the window ends. */
   loginFailuresPerClient: Limit
   /** Failed logins of one account from every client; past it, waits that double with each failure. */
@@ -126,6 +140,32 @@ export interface Config {
   redisKeyPrefix: string
   /** Proxies whose X-Forwarded-For is believed, by address; false for none. */
   trustProxy: string[] | false
+  mail: MailConfig
+  /** A login with the right password on an account whose email is not verified answers 403 email_unverified. */
+  requireVerifiedEmail: boolean
+}
+
+/** Links mailed to users: a URL with a `{token}` placeholder; without one, a mail carries the code and the token only. */
+export interface MailLinks {
+  passwordReset?: string
+  emailVerify?: string
+  emailChange?: string
+}
+
+export interface MailConfig {
+  /** nodemailer's SMTP URL; without it mails are written as .eml files under dataDir/mail/. */
+  smtpUrl?: string
+  from: string
+  /** Seconds a mail is retried for before it is failed. */
+  retryFor: number
+  /** Files replacing built-in templates, one each. */
+  templatesDir?: string
+  appName: string
+  /** Seconds a password reset token lasts. */
+  resetTokenTtl: number
+  /** Seconds an email verification token lasts. */
+  verifyTokenTtl: number
+  links: MailLinks
 }
 
 export class ConfigError extends Error {
@@ -134,8 +174,10 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL'])
 const maxTtlSeconds = 3650 * 86400
+// `ada@example.com` or `Ada Lovelace <ada@example.com>`: one address, no line break.
+const mailbox = /^(?:[^<>\r\n]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/
 const secondsPerUnit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
 
 /** `900`, `900s`, `15m`, `12h` and `30d` all mean seconds. */
@@ -167,13 +209,13 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     const got = secretVariables.has(name) ? '' : `, got ${JSON.stringify(env[name as keyof Env])}`
     problems.push(`${name}: ${error.keyword === 'pattern' ? describe(name) : error.message}${got}`)
   }
-  for (const name of ['DATABASE_URL', 'REDIS_URL'] as const) {
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
     if (env[name] !== undefined && !URL.canParse(env[name])) problems.push(`${name}: not a valid URL`)
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
-  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'RATE_LIMIT_MAIL', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
   if (env.JWT_AUDIENCE === env.JWT_ISSUER) {
@@ -184,6 +226,14 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   }
   if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined) {
     problems.push('WEB_CONCURRENCY: more than one process needs DATABASE_URL; the embedded PGlite database serves one process only')
+  }
+  if (env.SMTP_URL !== undefined && env.MAIL_FROM === undefined) problems.push('MAIL_FROM: required with SMTP_URL, as the sender of every mail')
+  if (env.MAIL_FROM !== undefined && !mailbox.test(env.MAIL_FROM)) problems.push(`MAIL_FROM: must be an address, or a name and <address>, got ${JSON.stringify(env.MAIL_FROM)}`)
+  for (const name of ['PASSWORD_RESET_URL', 'EMAIL_VERIFY_URL', 'EMAIL_CHANGE_URL'] as const) {
+    const template = env[name]
+    if (template !== undefined && (!template.includes('{token}') || !URL.canParse(template.replaceAll('{token}', 'token')))) {
+      problems.push(`${name}: must be a URL with a {token} placeholder, such as https://app.example.com/reset#token={token}, got ${JSON.stringify(template)}`)
+    }
   }
   const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
   const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
@@ -224,12 +274,24 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       refresh: parseRate(env.RATE_LIMIT_REFRESH),
       passwordChange: parseRate(env.RATE_LIMIT_PASSWORD_CHANGE),
       verify: parseRate(env.RATE_LIMIT_VERIFY),
+      mail: parseRate(env.RATE_LIMIT_MAIL),
       loginFailuresPerClient: parseRate(env.LOGIN_FAILURES_PER_CLIENT),
       loginFailuresPerAccount: parseRate(env.LOGIN_FAILURES_PER_ACCOUNT)
     },
     redisUrl: env.REDIS_URL,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
-    trustProxy
+    trustProxy,
+    mail: {
+      smtpUrl: env.SMTP_URL,
+      from: env.MAIL_FROM ?? 'no-reply@localhost',
+      retryFor: parseDuration(env.MAIL_RETRY_FOR),
+      templatesDir: env.MAIL_TEMPLATES_DIR,
+      appName: env.APP_NAME,
+      resetTokenTtl: parseDuration(env.RESET_TOKEN_TTL),
+      verifyTokenTtl: parseDuration(env.VERIFY_TOKEN_TTL),
+      links: { passwordReset: env.PASSWORD_RESET_URL, emailVerify: env.EMAIL_VERIFY_URL, emailChange: env.EMAIL_CHANGE_URL }
+    },
+    requireVerifiedEmail: env.REQUIRE_VERIFIED_EMAIL === 'on'
   }
 }
 
@@ -245,6 +307,7 @@ export function openSurfaces (config: Config): string[] {
 function describe (name: string): string {
   if (name === 'DATABASE_URL') return 'must be a postgres:// or postgresql:// URL'
   if (name === 'REDIS_URL') return 'must be a redis:// or rediss:// URL'
+  if (name === 'SMTP_URL') return 'must be an smtp:// or smtps:// URL'
   if (name.startsWith('RATE_LIMIT_') || name.startsWith('LOGIN_FAILURES_')) {
     return 'must be a count and a duration, such as 30/10m (s, m, h or d)'
   }

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'internal_error'
   | 'service_unavailable'
   | 'throttled'
+  | 'email_unverified'
 
 /** Every message the service answers with, in one place: clients match some of them (SimpleJWT's and DRF's wording). */
 export const messages = {
@@ -26,6 +27,16 @@ export const messages = {
   usernameTaken: 'A user with that username already exists.',
   emailTaken: 'A user with that email address already exists.',
   wrongCurrentPassword: 'Your current password was entered incorrectly.',
+  wrongPassword: 'Your password was entered incorrectly.',
+  invalidEmail: 'Enter a valid email address.',
+  sameEmail: 'This is already your email address.',
+  mailTokenInvalid: 'Invalid or expired token.',
+  mailCodeInvalid: 'Invalid or expired code.',
+  proofRequired: 'Give the token, or the email address and the code.',
+  emailUnverified: 'Verify your email address before logging in: use the link or code mailed to you.',
+  resetAccepted: 'If an account has this address, a password reset mail is on its way.',
+  verificationAccepted: 'A verification mail is on its way, unless the address is verified already.',
+  emailChangeAccepted: 'A confirmation mail is on its way to the new address.',
   notAuthenticated: 'Authentication credentials were not provided.',
   metricsToken: 'Metrics need the METRICS_TOKEN as a Bearer token.',
   introspectionSecret: 'Introspection needs the introspection secret as a Bearer token.',

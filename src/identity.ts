@@ -1,3 +1,4 @@
+import { messages } from './errors.js'
 import { dictionary } from '@zxcvbn-ts/language-common'
 import unhomoglyph from 'unhomoglyph'
 import { unicodeScripts } from './unicode-scripts.js'
@@ -92,6 +93,9 @@ export interface Registration {
 }
 
 /** Field errors for a registration whose types and lengths are already valid; empty when it is fine. */
+/** Whether registration would take this address. */
+export const validEmail = (email: string) => emailPattern.test(email)
+
 export function registrationErrors ({ username, email, password }: Registration): Record<string, string[]> {
   const errors: Record<string, string[]> = {}
   const add = (field: string, message: string) => { (errors[field] ??= []).push(message) }
@@ -106,8 +110,8 @@ export function registrationErrors ({ username, email, password }: Registration)
   const length = [...normalisedUsername].length
   if (length < 3) add('username', 'Ensure this field has at least 3 characters.')
   if (length > 150) add('username', 'Ensure this field has no more than 150 characters.')
-  if (!emailPattern.test(email)) {
-    add('email', 'Enter a valid email address.')
+  if (!validEmail(email)) {
+    add('email', messages.invalidEmail)
   }
 
   const foldedPassword = fold(password)

@@ -26,6 +26,7 @@ export const User = Type.Object({
   id: Type.Integer(),
   username: Type.String(),
   email: Type.String(),
+  email_verified: Type.Boolean({ description: 'Whether the user has proved to own the address' }),
   created_at: Type.String({ format: 'date-time' })
 })
 
@@ -74,8 +75,8 @@ export const Health = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')])
 })
 
-export function toUser (row: { id: number, username: string, email: string, createdAt: Date }) {
-  return { id: row.id, username: row.username, email: row.email, created_at: row.createdAt.toISOString() }
+export function toUser (row: { id: number, username: string, email: string, emailVerified: boolean, createdAt: Date }) {
+  return { id: row.id, username: row.username, email: row.email, email_verified: row.emailVerified, created_at: row.createdAt.toISOString() }
 }
 
 export const Session = Type.Object({
@@ -97,3 +98,39 @@ export const TokenBody = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 8192 }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 }))
 }, { ...body, examples: [{ token: exampleToken, token_type_hint: 'access_token' }] })
+
+const exampleMailToken = 'q3Xh8Jc0m1b2Wv9sZ7rT5yN4uK6pL0aE3dF8gH1jB2c'
+const MailToken = Type.String({ minLength: 1, maxLength: 128, description: 'The token of the mailed link' })
+const Code = Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code of the mail' })
+const Email = Type.String({ minLength: 3, maxLength: 254 })
+
+export const PasswordResetBody = Type.Object({
+  email: Email
+}, { ...body, examples: [{ email: 'ada@example.com' }] })
+
+export const PasswordResetConfirmBody = Type.Object({
+  token: Type.Optional(MailToken),
+  email: Type.Optional({ ...Email, description: 'With code: the address the mail went to' }),
+  code: Type.Optional(Code),
+  new_password: Type.String({ minLength: 8, maxLength: 256 })
+}, { ...body, description: 'The token, or the email and the code', examples: [{ token: exampleMailToken, new_password: 'a new and longer passphrase' }, { email: 'ada@example.com', code: '042917', new_password: 'a new and longer passphrase' }] })
+
+export const EmailVerifyBody = Type.Object({
+  token: Type.Optional(MailToken),
+  email: Type.Optional({ ...Email, description: 'With code: the address the mail went to' }),
+  code: Type.Optional(Code)
+}, { ...body, description: 'The token, or the email and the code', examples: [{ token: exampleMailToken }, { email: 'ada@example.com', code: '042917' }] })
+
+export const EmailChangeBody = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: 256 }),
+  new_email: Email
+}, { ...body, examples: [{ password: 'correct horse battery staple', new_email: 'ada@example.org' }] })
+
+export const EmailChangeConfirmBody = Type.Object({
+  token: Type.Optional(MailToken),
+  email: Type.Optional({ ...Email, description: 'With code: the new address, which the mail went to' }),
+  code: Type.Optional(Code)
+}, { ...body, description: 'The token, or the new email and the code', examples: [{ token: exampleMailToken }] })
+
+/** The one answer of a request that may send a mail, whatever happened: it must not tell which addresses exist. */
+export const Accepted = Type.Object({ detail: Type.String() })

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
@@ -43,10 +46,21 @@ export async function freshDatabase (t: Test, baseUrl: string): Promise<string> 
   return url.toString()
 }
 
+/**
+ * A directory of the test's own, removed by a teardown registered now, so that it runs after the teardowns of
+ * whatever uses it: tap removes t.testdir() when the test ends, before its teardowns, while an app not yet
+ * closed may still write there (a mail file).
+ */
+export function dataDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
 /** The environment of a test instance: its own data dir, and its own database on PostgreSQL runs. */
 export async function testEnvironment (t: Test, overrides: Record<string, string> = {}): Promise<Record<string, string>> {
   // Limits off unless a test turns them on: most tests log in and register far more than a client may.
-  const environment: Record<string, string> = { DATA_DIR: t.testdir(), LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...overrides }
+  const environment: Record<string, string> = { DATA_DIR: dataDir(t), LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...overrides }
   if (postgresUrl !== undefined && environment.DATABASE_URL === undefined) {
     environment.DATABASE_URL = await freshDatabase(t, postgresUrl)
   }

@@ -23,6 +23,8 @@ export interface TokenClaims {
 export interface AccessClaims extends TokenClaims {
   token_type: 'access'
   username: string
+  /** Whether the user had proved to own their address when the token was issued; absent from tokens issued before the claim existed. */
+  email_verified?: boolean
 }
 
 export interface VerifierOptions {

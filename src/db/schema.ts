@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { check, index, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { bigint, boolean, check, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
 
@@ -19,6 +19,8 @@ export const users = pgTable('users', {
   /** Lower-cased email: what uniqueness and login compare. */
   emailKey: text('email_key').notNull().unique('users_email_key_unique'),
   passwordHash: text('password_hash').notNull(),
+  /** Set once the user has proved to own email: by a verification, a password reset or an email change mailed there. */
+  emailVerified: boolean('email_verified').notNull().default(false),
   createdAt: timestamptz('created_at').notNull().defaultNow()
 })
 
@@ -54,6 +56,60 @@ export const tokens = pgTable('tokens', {
   index('tokens_session_id_idx').on(table.sessionId),
   index('tokens_revoked_expires_at_idx').on(table.expiresAt).where(sql`${table.revokedAt} is not null`),
   check('tokens_type_check', sql`${table.type} in ('access', 'refresh')`)
+])
+
+export const mailTokenKinds = ['password_reset', 'email_verify', 'email_change'] as const
+
+/**
+ * One row per token mailed to a user: a link token and a 6-digit code, either of which proves the mail
+ * was read. Neither is stored: a dump of the table must not let anyone use them.
+ */
+export const mailTokens = pgTable('mail_tokens', {
+  id: uuid('id').primaryKey(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: mailTokenKinds }).notNull(),
+  /** The address it was mailed to, as normaliseEmail() has it: for an email change, the new address. */
+  email: text('email').notNull(),
+  /** emailKey() of email, which a code is looked up by. */
+  emailKey: text('email_key').notNull(),
+  /** Hex SHA-256 of the link token. */
+  tokenHash: text('token_hash').notNull().unique('mail_tokens_token_hash_unique'),
+  /** Hex HMAC-SHA256 of the id and the code, under a key derived from the signing key, which is not in the database. */
+  codeHmac: text('code_hmac').notNull(),
+  /** Wrong codes tried; at 5 the code is dead (the link token is not). */
+  codeAttempts: integer('code_attempts').notNull().default(0),
+  createdAt: timestamptz('created_at').notNull(),
+  expiresAt: timestamptz('expires_at').notNull(),
+  codeExpiresAt: timestamptz('code_expires_at').notNull(),
+  /** Used, or made dead by a newer token of its kind, by a password reset or by an email change. */
+  consumedAt: timestamptz('consumed_at')
+}, (table) => [
+  index('mail_tokens_user_id_kind_idx').on(table.userId, table.kind),
+  check('mail_tokens_kind_check', sql`${table.kind} in ('password_reset', 'email_verify', 'email_change')`)
+])
+
+/**
+ * Mails to send, queued in the transaction of the state that needs them; a worker on every instance sends
+ * them. The body holds the template's variables, a link token and a code among them, until the mail is
+ * sent, has failed, or its token has expired: then it is erased.
+ */
+export const mailOutbox = pgTable('mail_outbox', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  kind: text('kind').notNull(),
+  recipient: text('recipient').notNull(),
+  body: jsonb('body').$type<Record<string, string>>(),
+  status: text('status', { enum: ['queued', 'sent', 'failed'] }).notNull().default('queued'),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: timestamptz('created_at').notNull().defaultNow(),
+  /** When the next attempt may start; while an attempt is under way, when its claim lapses. */
+  nextAttemptAt: timestamptz('next_attempt_at').notNull().defaultNow(),
+  /** When what the mail carries expires: a mail still queued then is failed unsent. */
+  eraseAt: timestamptz('erase_at'),
+  sentAt: timestamptz('sent_at'),
+  lastError: text('last_error')
+}, (table) => [
+  index('mail_outbox_queued_idx').on(table.nextAttemptAt).where(sql`${table.status} = 'queued'`),
+  check('mail_outbox_status_check', sql`${table.status} in ('queued', 'sent', 'failed')`)
 ])
 
 export type User = typeof users.$inferSelect

@@ -36,18 +36,24 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
     'GET /health',
     'GET /health/live',
     'GET /health/ready',
+    'POST /auth/email/change/',
+    'POST /auth/email/change/confirm/',
+    'POST /auth/email/verify/',
+    'POST /auth/email/verify/resend/',
     'POST /auth/introspect/',
     'POST /auth/login/',
     'POST /auth/logout/',
     'POST /auth/logout/all/',
     'POST /auth/password/change/',
+    'POST /auth/password/reset/',
+    'POST /auth/password/reset/confirm/',
     'POST /auth/refresh/',
     'POST /auth/register/',
     'POST /auth/registration/',
     'POST /auth/verify/'
   ], 'every route, and nothing of the docs themselves')
 
-  const protectedRoutes = ['GET /auth/me/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/']
+  const protectedRoutes = ['GET /auth/me/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/', 'POST /auth/email/verify/resend/', 'POST /auth/email/change/']
   for (const { name, operation } of operations) {
     t.ok(operation.summary !== undefined && operation.tags?.length === 1, `${name}: a summary and a tag`)
     if (protectedRoutes.includes(name)) t.same(operation.security, [{ bearerAuth: [] }], `${name}: needs a bearer token`)
@@ -56,7 +62,7 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
     }
   }
   const login = document.paths['/auth/login/']!.post!
-  t.same(Object.keys(login.responses).sort(), ['200', '400', '401', '413', '415', '429', '500', '503'], 'every status of login')
+  t.same(Object.keys(login.responses).sort(), ['200', '400', '401', '403', '413', '415', '429', '500', '503'], 'every status of login')
   t.match(login.responses['200']!.content!['application/json']!.schema, { properties: { access: { type: 'string' }, refresh: { type: 'string' } } })
   t.same(exampleOf(login), { username: 'ada', password: 'correct horse battery staple' })
 })

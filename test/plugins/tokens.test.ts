@@ -30,7 +30,7 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
   const [user] = await app.db.insert(users)
     .values({ username: 'solo', usernameKey: 'solo', email: 'solo@example.com', emailKey: 'solo@example.com', passwordHash: 'x' })
     .returning()
-  const ref = { id: user!.id, username: 'solo' }
+  const ref = { id: user!.id, username: 'solo', emailVerified: false }
   const { pair } = await app.sessionManager.start(ref, { userAgent: 'ua', ip: '10.0.0.1' }, 'x') as { pair: TokenPair }
 
   t.test('signs with the given key, issuer, audience and lifetimes', async (t) => {
@@ -100,7 +100,7 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   const [user] = await app.db.insert(users)
     .values({ username: 'quiet', usernameKey: 'quiet', email: 'q@example.com', emailKey: 'q@example.com', passwordHash: 'x' })
     .returning()
-  const { pair } = await app.sessionManager.start({ id: user!.id, username: 'quiet' }, {}, 'x') as { pair: TokenPair }
+  const { pair } = await app.sessionManager.start({ id: user!.id, username: 'quiet', emailVerified: false }, {}, 'x') as { pair: TokenPair }
   const sid = app.tokenService.verify(pair.access).sid
   // Revoked behind the service's back: no NOTIFY, nothing remembered.
   await app.db.update(sessionsTable).set({ revokedAt: new Date() }).where(eq(sessionsTable.id, sid))
