@@ -102,7 +102,7 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
       const next = new Date(Math.min(Date.now() + backoff(row.attempts), deadline))
       await db.update(mailOutbox).set({ nextAttemptAt: next, lastError: failure }).where(eq(mailOutbox.id, row.id))
       mails.inc({ kind: row.kind, outcome: 'retried' })
-      fastify.log.warn({ mailId: row.id, kind: row.kind, attempts: row.attempts, failure, retryAt: next }, 'mail not sent: retrying')
+      fastify.log.warn({ mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts, failure, retryAt: next }, 'mail not sent: retrying')
       return
     }
     await db.update(mailOutbox).set({ status: 'sent', body: null, sentAt: new Date(), lastError: null }).where(eq(mailOutbox.id, row.id))

@@ -31,6 +31,8 @@ export interface Throttle {
   mailConfirm: onRequestAsyncHookHandler
   /** The same limit per authenticated user, whatever the client: a hook for after authentication. */
   passwordChangeByUser: onRequestAsyncHookHandler
+  /** RATE_LIMIT_MAIL per authenticated user, whatever the client: a hook for after authentication. */
+  mailByUser: onRequestAsyncHookHandler
   /**
    * Failed password checks per account, at login and at a password change alike: one budget. The account
    * is `accountOf(user id)` for a known user, whichever identifier was typed.
@@ -97,6 +99,7 @@ export default fp<ThrottleOptions>(async (fastify, { enabled, limits, redisKeyPr
     mail: limit('mail', 'mail'),
     mailConfirm: limit('login', 'mail_confirm'),
     passwordChangeByUser: byUser('passwordChange', 'password_change'),
+    mailByUser: byUser('mail', 'mail'),
     failedLogins: enabled ? guard : noGuard
   } satisfies Throttle)
 }, { name: 'throttle', dependencies: ['metrics'] })

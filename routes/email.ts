@@ -38,6 +38,8 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/email/change/', {
     onRequest: [fastify.throttle.mail, fastify.authenticate],
+    // Each request may mail an address the user chose: per user too, whatever the client's address.
+    preHandler: fastify.throttle.mailByUser,
     schema: { tags: ['email'], summary: 'Change the email address: a confirmation goes to the new one, a notice to the old one', security: [{ bearerAuth: [] }], body: EmailChangeBody, response: { 202: Accepted, 401: ErrorBody, ...bodyErrors, ...hashingErrors, ...throttledErrors } }
   }, async (request, reply) => {
     const { user_id: userId } = request.user

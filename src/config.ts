@@ -301,6 +301,7 @@ export function openSurfaces (config: Config): string[] {
   if (config.metricsToken === undefined) open.push('GET /metrics answers anyone: set METRICS_TOKEN, or keep it off the internet')
   if (config.introspectionSecret === undefined) open.push('POST /auth/introspect/ answers anyone (INTROSPECTION_PUBLIC=on): set INTROSPECTION_SECRET')
   if (!config.hsts) open.push('HSTS is off: behind HTTPS, set HSTS=on')
+  if (config.mail.smtpUrl === undefined) open.push('SMTP_URL is not set: mails, live reset links and codes among them, are written to DATA_DIR/mail/, not delivered')
   return open
 }
 

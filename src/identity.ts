@@ -1,6 +1,6 @@
-import { messages } from './errors.js'
 import { dictionary } from '@zxcvbn-ts/language-common'
 import unhomoglyph from 'unhomoglyph'
+import { messages } from './errors.js'
 import { unicodeScripts } from './unicode-scripts.js'
 
 // 49,000 leaked passwords, all lower case.
@@ -92,10 +92,10 @@ export interface Registration {
   password: string
 }
 
-/** Field errors for a registration whose types and lengths are already valid; empty when it is fine. */
 /** Whether registration would take this address. */
 export const validEmail = (email: string) => emailPattern.test(email)
 
+/** Field errors for a registration whose types and lengths are already valid; empty when it is fine. */
 export function registrationErrors ({ username, email, password }: Registration): Record<string, string[]> {
   const errors: Record<string, string[]> = {}
   const add = (field: string, message: string) => { (errors[field] ??= []).push(message) }

@@ -7,7 +7,7 @@ try {
   const connection = await openDatabase(loadConfig())
   const purged = await purgeExpired(connection.db)
   await connection.close()
-  console.log(`purged ${purged.tokens} expired tokens and ${purged.sessions} expired sessions (${connection.kind})`)
+  console.log(`purged ${purged.tokens} expired tokens and ${purged.sessions} expired sessions (${connection.kind}); ${purged.mailTokens} mailed tokens and ${purged.mails} mails`)
 } catch (error) {
   console.error(error instanceof ConfigError ? error.message : error)
   process.exit(1)

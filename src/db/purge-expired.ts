@@ -1,18 +1,26 @@
 import { and, eq, inArray, lt, notExists } from 'drizzle-orm'
 import type { Database } from './connect.js'
-import { sessions, tokens } from './schema.js'
+import { mailOutbox, mailTokens, sessions, tokens } from './schema.js'
 
 export interface Purged {
   tokens: number
   sessions: number
+  /** Mailed tokens expired for over an hour: the per-hour mail limits count them until then. */
+  mailTokens: number
+  /** Mails sent or failed over a week ago: kept that long for an operator to look into. */
+  mails: number
 }
+
+const hour = 3600_000
+/** How long a sent or failed mail's row (its kind, recipient and outcome; never its body) is kept. */
+export const mailKeptFor = 7 * 24 * hour
 
 /**
  * Deletes expired tokens, then expired sessions that have no token left, in batches. Each batch
  * locks its rows with SKIP LOCKED, so instances purging at the same time share the work.
  */
 export async function purgeExpired (db: Database, batchSize = 1000): Promise<Purged> {
-  const purged: Purged = { tokens: 0, sessions: 0 }
+  const purged: Purged = { tokens: 0, sessions: 0, mailTokens: 0, mails: 0 }
   for (;;) {
     const now = new Date()
     const expired = db.select({ jti: tokens.jti }).from(tokens)
@@ -31,5 +39,10 @@ export async function purgeExpired (db: Database, batchSize = 1000): Promise<Pur
     purged.sessions += deleted.length
     if (deleted.length < batchSize) break
   }
+  const deadTokens = await db.delete(mailTokens).where(lt(mailTokens.expiresAt, new Date(Date.now() - hour))).returning({ id: mailTokens.id })
+  purged.mailTokens = deadTokens.length
+  const oldMails = await db.delete(mailOutbox)
+    .where(and(inArray(mailOutbox.status, ['sent', 'failed']), lt(mailOutbox.createdAt, new Date(Date.now() - mailKeptFor)))).returning({ id: mailOutbox.id })
+  purged.mails = oldMails.length
   return purged
 }

@@ -16,7 +16,7 @@ export interface MailVariables {
   code?: string
   /** The link token (base64url), for clients that have no link template. */
   token?: string
-  /** How long the link token lasts, e.g. "60 minutes" or "24 hours". */
+  /** How long the link token lasts, e.g. "1 hour" or "30 minutes". */
   expires_in?: string
   /** How long the code lasts, e.g. "15 minutes". */
   code_expires_in?: string

@@ -6,6 +6,7 @@ import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { newUser, testEnvironment } from '../helper.js'
+import { mailEnvironment, mailsTo, startMailServer } from '../mail-server.js'
 
 async function freePort (): Promise<number> {
   const probe = createServer()
@@ -24,10 +25,10 @@ interface Running {
 }
 
 /** Runs an npm script with the test environment; coverage of the child is not collected. */
-function npm (args: string[], environment: Record<string, string>): Running {
+function npm (args: string[], environment: Record<string, string>, command = 'npm'): Running {
   const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
   // Its own process group, so the teardown can end npm and the server together.
-  const child = spawn('npm', args, { env: { ...inherited, ...environment }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn(command, args, { env: { ...inherited, ...environment }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let output = ''
   child.stdout!.on('data', (chunk) => { output += chunk })
   child.stderr!.on('data', (chunk) => { output += chunk })
@@ -35,8 +36,9 @@ function npm (args: string[], environment: Record<string, string>): Running {
   return { child, output: () => output, exited }
 }
 
-async function startService (t: Test, environment: Record<string, string>): Promise<Running> {
-  const running = npm(['start', '--silent'], environment)
+/** `npm start`, or with `built` the server npm start built already, as production runs it. */
+async function startService (t: Test, environment: Record<string, string>, built = false): Promise<Running> {
+  const running = built ? npm(['dist/src/server.js'], environment, process.execPath) : npm(['start', '--silent'], environment)
   t.teardown(() => {
     try { process.kill(-running.child.pid!, 'SIGKILL') } catch {}
   })
@@ -109,6 +111,29 @@ t.test('npm start serves the API, and tokens survive a restart', async (t) => {
   }
 })
 
+t.test('a mail committed before a SIGKILL, not yet sent, goes out once after the restart', async (t) => {
+  const smtp = await startMailServer(t)
+  await smtp.stop()
+  const port = await freePort()
+  const environment = await testEnvironment(t, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...mailEnvironment(smtp) })
+  const first = await startService(t, environment, true)
+  const user = newUser()
+  const registered = await fetch(`http://127.0.0.1:${port}/auth/register/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) })
+  t.equal(registered.status, 201)
+  const deadline = Date.now() + 10_000
+  while (!first.output().includes('"msg":"mail not sent: retrying"') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(first.output(), /"msg":"mail not sent: retrying"/, 'the SMTP server was down: the mail waits in the outbox')
+  process.kill(first.serverPid!, 'SIGKILL')
+  await first.exited
+  await smtp.start()
+  const second = await startService(t, environment, true)
+  const mail = await smtp.mailTo(user.email, 30_000)
+  t.equal(mail.subject, 'Confirm your email address for the service')
+  t.same(await mailsTo(smtp, user.email, 1500), [], 'exactly once')
+  process.kill(second.serverPid!, 'SIGTERM')
+  t.equal(await second.exited, 0)
+})
+
 t.test('npm run keys:generate prints a key pair the service accepts', async (t) => {
   const running = npm(['run', 'keys:generate', '--silent'], {})
   t.equal(await running.exited, 0)
@@ -145,7 +170,7 @@ t.test('npm run db:migrate applies the migrations and exits; db:purge purges onc
   t.match(running.output(), /migrations applied \((pglite|postgres)\)/)
   const purge = npm(['run', 'db:purge', '--silent'], environment)
   t.equal(await purge.exited, 0)
-  t.match(purge.output(), /purged 0 expired tokens and 0 expired sessions \((pglite|postgres)\)/)
+  t.match(purge.output(), /purged 0 expired tokens and 0 expired sessions \((pglite|postgres)\); 0 mailed tokens and 0 mails/)
   const badPurge = npm(['run', 'db:purge', '--silent'], { ...environment, PORT: 'none' })
   t.equal(await badPurge.exited, 1)
   t.match(badPurge.output(), /PORT: must be integer/)

@@ -176,3 +176,17 @@ t.test('email change', async (t) => {
     t.equal((await me(tokens.access)).email, body.email, 'the address is unchanged')
   })
 })
+
+t.test('RATE_LIMIT_MAIL limits email changes per user too, whatever the client', async (t) => {
+  const smtp = await startMailServer(t)
+  const app = await build(t, await testEnvironment(t, { ...mailEnvironment(smtp), RATE_LIMIT: 'on', RATE_LIMIT_MAIL: '2/1h', TRUST_PROXY: '127.0.0.1' }))
+  const { body, tokens } = await registerAndLogin(app)
+  const statuses = []
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await app.inject({
+      method: 'POST', url: '/auth/email/change/', headers: { ...bearer(tokens.access), 'x-forwarded-for': `203.0.113.${i}` }, payload: { password: body.password, new_email: `elsewhere${i}@example.org` }
+    })).statusCode)
+  }
+  t.same(statuses, [202, 202, 429], 'two mails, then the user waits on a third address')
+  t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /auth_throttled_total\{limit="mail"\} 1/)
+})

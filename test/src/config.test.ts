@@ -51,12 +51,24 @@ t.test('defaults', async (t) => {
       refresh: { max: 120, window: 60_000 },
       passwordChange: { max: 10, window: 3_600_000 },
       verify: { max: 600, window: 60_000 },
+      mail: { max: 10, window: 3_600_000 },
       loginFailuresPerClient: { max: 10, window: 900_000 },
       loginFailuresPerAccount: { max: 100, window: 3_600_000 }
     },
     redisUrl: undefined,
     redisKeyPrefix: 'auth:',
-    trustProxy: false
+    trustProxy: false,
+    mail: {
+      smtpUrl: undefined,
+      from: 'no-reply@localhost',
+      retryFor: 86400,
+      templatesDir: undefined,
+      appName: 'the service',
+      resetTokenTtl: 3600,
+      verifyTokenTtl: 86400,
+      links: { passwordReset: undefined, emailVerify: undefined, emailChange: undefined }
+    },
+    requireVerifiedEmail: false
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -95,7 +107,19 @@ t.test('reads every variable', async (t) => {
     LOGIN_FAILURES_PER_CLIENT: '3/1d',
     LOGIN_FAILURES_PER_ACCOUNT: '50/2h',
     REDIS_URL: 'redis://cache.internal:6379/2',
-    REDIS_KEY_PREFIX: 'auth-eu:'
+    REDIS_KEY_PREFIX: 'auth-eu:',
+    SMTP_URL: 'smtps://mailer:p4ssw0rd@smtp.example.com:465',
+    MAIL_FROM: 'Acme <no-reply@acme.example>',
+    MAIL_RETRY_FOR: '2h',
+    MAIL_TEMPLATES_DIR: '/etc/auth/mail',
+    APP_NAME: 'Acme',
+    RESET_TOKEN_TTL: '30m',
+    VERIFY_TOKEN_TTL: '2d',
+    PASSWORD_RESET_URL: 'https://acme.example/reset#token={token}',
+    EMAIL_VERIFY_URL: 'acme://verify#token={token}',
+    EMAIL_CHANGE_URL: 'https://acme.example/email?t={token}',
+    REQUIRE_VERIFIED_EMAIL: 'on',
+    RATE_LIMIT_MAIL: '3/1m'
   })
   t.match(config, {
     port: 8080,
@@ -126,10 +150,22 @@ t.test('reads every variable', async (t) => {
       login: { max: 10, window: 30_000 },
       refresh: { max: 1000, window: 60_000 },
       loginFailuresPerClient: { max: 3, window: 86_400_000 },
-      loginFailuresPerAccount: { max: 50, window: 7_200_000 }
+      loginFailuresPerAccount: { max: 50, window: 7_200_000 },
+      mail: { max: 3, window: 60_000 }
     },
     redisUrl: 'redis://cache.internal:6379/2',
-    redisKeyPrefix: 'auth-eu:'
+    redisKeyPrefix: 'auth-eu:',
+    mail: {
+      smtpUrl: 'smtps://mailer:p4ssw0rd@smtp.example.com:465',
+      from: 'Acme <no-reply@acme.example>',
+      retryFor: 7200,
+      templatesDir: '/etc/auth/mail',
+      appName: 'Acme',
+      resetTokenTtl: 1800,
+      verifyTokenTtl: 2 * 86400,
+      links: { passwordReset: 'https://acme.example/reset#token={token}', emailVerify: 'acme://verify#token={token}', emailChange: 'https://acme.example/email?t={token}' }
+    },
+    requireVerifiedEmail: true
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -190,7 +226,20 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ JWT_PUBLIC_KEY: pem(ed25519.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: set only together with JWT_PRIVATE_KEY$/]],
     [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: pem(other.publicKey, 'spki') }, [/^JWT_PUBLIC_KEY: not the public half/]],
     [{ JWT_PRIVATE_KEY: pem(ed25519.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: 'garbage' }, [/^JWT_PUBLIC_KEY: not the public half/]],
-    [{ PORT: 'x', ACCESS_TOKEN_TTL: 'soon', DATABASE_URL: 'http://x' }, [/^PORT: /, /^DATABASE_URL: /, /^ACCESS_TOKEN_TTL: /]]
+    [{ PORT: 'x', ACCESS_TOKEN_TTL: 'soon', DATABASE_URL: 'http://x' }, [/^PORT: /, /^DATABASE_URL: /, /^ACCESS_TOKEN_TTL: /]],
+    [{ SMTP_URL: 'http://mailer:hunter2@smtp.example.com', MAIL_FROM: 'a@b.c' }, [/^SMTP_URL: must be an smtp:\/\/ or smtps:\/\/ URL$/]],
+    [{ SMTP_URL: 'smtp://mailer:hunter2@[bad', MAIL_FROM: 'a@b.c' }, [/^SMTP_URL: not a valid URL$/]],
+    [{ SMTP_URL: 'smtp://mailer:hunter2@smtp.example.com:587' }, [/^MAIL_FROM: required with SMTP_URL/]],
+    [{ MAIL_FROM: 'nobody' }, [/^MAIL_FROM: must be an address, or a name and <address>, got "nobody"$/]],
+    [{ MAIL_FROM: 'Evil\r\nBcc: x@y.z <a@b.c>' }, [/^MAIL_FROM: /]],
+    [{ MAIL_RETRY_FOR: 'a while' }, [/^MAIL_RETRY_FOR: /]],
+    [{ RESET_TOKEN_TTL: '0' }, [/^RESET_TOKEN_TTL: /]],
+    [{ VERIFY_TOKEN_TTL: '3651d' }, [/^VERIFY_TOKEN_TTL: must be at most 3650d$/]],
+    [{ PASSWORD_RESET_URL: 'https://app.example.com/reset' }, [/^PASSWORD_RESET_URL: must be a URL with a \{token\} placeholder/]],
+    [{ EMAIL_VERIFY_URL: 'not a url {token}' }, [/^EMAIL_VERIFY_URL: /]],
+    [{ REQUIRE_VERIFIED_EMAIL: 'yes' }, [/^REQUIRE_VERIFIED_EMAIL: /]],
+    [{ RATE_LIMIT_MAIL: '10/400d' }, [/^RATE_LIMIT_MAIL: the window must be at most 366d$/]],
+    [{ APP_NAME: 'x'.repeat(101) }, [/^APP_NAME: /]]
   ]
   for (const [environment, expected] of cases) {
     const error = configError(environment)
@@ -204,8 +253,8 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
 t.test('NODE_ENV=production: introspection open only on purpose, and every open surface named', async (t) => {
   const open = loadConfig({ NODE_ENV: 'production', INTROSPECTION_PUBLIC: 'on' })
   t.equal(open.production, true)
-  t.match(openSurfaces(open), [/^GET \/metrics answers anyone/, /^POST \/auth\/introspect\/ answers anyone/, /^HSTS is off/])
-  const closed = loadConfig({ NODE_ENV: 'production', INTROSPECTION_SECRET: 's'.repeat(16), METRICS_TOKEN: 'm'.repeat(16), HSTS: 'on' })
+  t.match(openSurfaces(open), [/^GET \/metrics answers anyone/, /^POST \/auth\/introspect\/ answers anyone/, /^HSTS is off/, /^SMTP_URL is not set/])
+  const closed = loadConfig({ NODE_ENV: 'production', INTROSPECTION_SECRET: 's'.repeat(16), METRICS_TOKEN: 'm'.repeat(16), HSTS: 'on', SMTP_URL: 'smtp://smtp.example.com', MAIL_FROM: 'a@example.com' })
   t.same(openSurfaces(closed), [])
   t.equal(loadConfig({}).production, false)
 })

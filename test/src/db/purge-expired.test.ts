@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../../src/db/connect.js'
 import { purgeExpired } from '../../../src/db/purge-expired.js'
-import { sessions, tokens, users } from '../../../src/db/schema.js'
+import { mailOutbox, mailTokens, sessions, tokens, users } from '../../../src/db/schema.js'
 import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
@@ -34,12 +34,36 @@ async function seed (db: Database) {
 t.test('purgeExpired deletes expired rows in batches and keeps live ones', async (t) => {
   const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
   const { live, finished, lingering } = await seed(app.db)
-  t.same(await purgeExpired(app.db, 2), { tokens: 4, sessions: 1 })
+  t.same(await purgeExpired(app.db, 2), { tokens: 4, sessions: 1, mailTokens: 0, mails: 0 })
   t.same((await app.db.select({ id: sessions.id }).from(sessions)).map((row) => row.id).sort(), [live, lingering].sort())
   t.equal(await app.db.$count(tokens, eq(tokens.sessionId, live)), 1, 'the live refresh token is kept')
   t.equal(await app.db.$count(tokens, eq(tokens.sessionId, lingering)), 1, 'an unexpired access token keeps its session')
-  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0 }, 'nothing left to do')
+  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 0, mails: 0 }, 'nothing left to do')
   t.equal(await app.db.$count(sessions, eq(sessions.id, finished)), 0)
+})
+
+t.test('mailed tokens go an hour after they expire; sent and failed mails after a week; queued ones stay', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
+  const [user] = await app.db.insert(users).values({ username: 'm', usernameKey: `m${randomUUID()}`, email: 'm@example.com', emailKey: `${randomUUID()}@example.com`, passwordHash: 'x' }).returning()
+  const mailToken = async (expiresAt: Date) => {
+    const id = randomUUID()
+    await app.db.insert(mailTokens).values({ id, userId: user!.id, kind: 'password_reset', email: 'm@example.com', emailKey: 'm@example.com', tokenHash: randomUUID(), codeHmac: 'c', createdAt: past(7200), expiresAt, codeExpiresAt: expiresAt })
+    return id
+  }
+  await mailToken(past(3700))
+  const counted = await mailToken(past(60))
+  const mail = async (status: 'queued' | 'sent' | 'failed', createdAt: Date) => {
+    const [row] = await app.db.insert(mailOutbox).values({ kind: 'password_changed', recipient: 'm@example.com', status, createdAt }).returning({ id: mailOutbox.id })
+    return row!.id
+  }
+  const old = past(8 * 86400)
+  await mail('sent', old)
+  await mail('failed', old)
+  const queued = await mail('queued', old)
+  const recent = await mail('sent', past(60))
+  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 1, mails: 2 })
+  t.same((await app.db.select({ id: mailTokens.id }).from(mailTokens)).map((row) => row.id), [counted], 'an expired token still counts for its hour')
+  t.same((await app.db.select({ id: mailOutbox.id }).from(mailOutbox).orderBy(mailOutbox.id)).map((row) => row.id), [queued, recent], 'a queued mail is the worker\'s')
 })
 
 t.test('instances purging at once share the work', async (t) => {
@@ -61,6 +85,8 @@ t.test('PURGE_INTERVAL runs the purge periodically, and a failure is logged, not
 
   const logged = t.capture(app.log, 'error')
   await closeDatabase(app)
-  const calls = await capturedWithin(logged, 5000)
+  // The mailer's worker fails too, with lines of its own.
+  const purgeFailures = () => logged().filter((call) => call.args[1] === 'purging expired rows failed')
+  const calls = await capturedWithin(purgeFailures, 5000)
   t.match(calls[0]?.args, [{ err: Error }, 'purging expired rows failed'])
 })
