@@ -123,6 +123,10 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
           fastify.log.info('password reset not mailed: no user has that address')
           return
         }
+        if (user.disabled) {
+          fastify.log.warn({ userId: user.id }, 'password reset not mailed: the account is disabled')
+          return
+        }
         const sent = await db.transaction(async (tx) => {
           if ((await mailTokens.issuedWithin(tx, user.id, 'password_reset', 3600_000)).length >= resetsPerHour) return false
           await service.sendToken(tx, user, 'password_reset', user.email)

@@ -36,6 +36,8 @@ export interface Mailer {
   deliver: () => Promise<void>
   /** Mails waiting to be sent, retries included. */
   queued: () => Promise<number>
+  /** In tx: every mail to `address`, sent or not, is deleted: its owner is deleted. */
+  forget: (tx: Database, address: string) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -50,6 +52,9 @@ const batchSize = 20
 /** How long a claimed mail stays claimed: longer than the transport's timeouts, so that no two send it at once. */
 const claimFor = 3 * 60_000
 const maxBackoff = 15 * 60_000
+/** Kinds whose recipient is erased with the body: the notice of a deletion must not keep the address it went to. */
+const forgetsRecipient = new Set<string>(['account_deleted'])
+const erased = (row: { kind: string, recipient: string }) => forgetsRecipient.has(row.kind) ? { body: null, recipient: '' } : { body: null }
 /** 1 s after the first failure, doubling to 15 minutes. */
 export const backoff = (attempts: number) => Math.min(1000 * 2 ** (attempts - 1), maxBackoff)
 
@@ -94,7 +99,7 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
       const failure = describeFailure(error)
       const deadline = row.createdAt.getTime() + mail.retryFor * 1000
       if (Date.now() >= deadline) {
-        await db.update(mailOutbox).set({ status: 'failed', body: null, lastError: failure }).where(eq(mailOutbox.id, row.id))
+        await db.update(mailOutbox).set({ status: 'failed', ...erased(row), lastError: failure }).where(eq(mailOutbox.id, row.id))
         mails.inc({ kind: row.kind, outcome: 'failed' })
         fastify.log.error({ mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts, failure }, 'mail failed: given up after MAIL_RETRY_FOR')
         return
@@ -105,7 +110,7 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
       fastify.log.warn({ mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts, failure, retryAt: next }, 'mail not sent: retrying')
       return
     }
-    await db.update(mailOutbox).set({ status: 'sent', body: null, sentAt: new Date(), lastError: null }).where(eq(mailOutbox.id, row.id))
+    await db.update(mailOutbox).set({ status: 'sent', ...erased(row), sentAt: new Date(), lastError: null }).where(eq(mailOutbox.id, row.id))
     mails.inc({ kind: row.kind, outcome: 'sent' })
   }
 
@@ -165,6 +170,9 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
       await tx.execute(sql`select pg_notify(${wakeChannel}, '')`)
     },
     deliver,
+    async forget (tx, address) {
+      await tx.delete(mailOutbox).where(eq(mailOutbox.recipient, address))
+    },
     async queued () {
       const [row] = await prepared(db.select({ queued: count() }).from(mailOutbox).where(eq(mailOutbox.status, 'queued')))
       return row!.queued

@@ -15,7 +15,7 @@ export interface MetricsOptions {
 
 /** The auth events counted, each by outcome. */
 export interface AuthMetrics {
-  /** success, bad_credentials, email_unverified or throttled. */
+  /** success, bad_credentials, disabled, email_unverified or throttled. */
   logins: Counter<'outcome'>
   /** rotated, reused, expired, revoked or invalid. */
   refreshes: Counter<'outcome'>

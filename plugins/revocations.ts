@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNotNull, max, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import type { Database } from '../src/db/connect.js'
-import { tokens } from '../src/db/schema.js'
+import { revokedSessions, tokens } from '../src/db/schema.js'
 
 export interface RevocationOptions {
   /** Seconds: how long a revoked session's access tokens may still be presented. */
@@ -61,7 +61,12 @@ export default fp<RevocationOptions>(async (fastify, { accessTokenTtl, resyncInt
       .where(and(eq(tokens.type, 'access'), isNotNull(tokens.revokedAt), gt(tokens.expiresAt, new Date())))
       .groupBy(tokens.sessionId)
       .orderBy(asc(max(tokens.expiresAt)))
-    for (const { sessionId, until } of rows) add(sessionId, (until as Date).getTime())
+    // Sessions of deleted users, whose token rows went with them.
+    const tombstones = await db.select({ sessionId: revokedSessions.sessionId, until: revokedSessions.expiresAt })
+      .from(revokedSessions).where(gt(revokedSessions.expiresAt, new Date())).orderBy(asc(revokedSessions.expiresAt))
+    for (const { sessionId, until } of [...rows, ...tombstones].sort((a, b) => (a.until as Date).getTime() - (b.until as Date).getTime())) {
+      add(sessionId, (until as Date).getTime())
+    }
     fastify.log.debug({ revokedSessions: revoked.size }, 'revoked sessions loaded')
   }
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, gt, inArray, isNull, ne, type SQL } from 'drizzle-orm'
+import { and, desc, eq, gt, inArray, isNull, max, ne, type SQL } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
 import { clientKey } from '../src/client-address.js'
-import { sessions, tokens } from '../src/db/schema.js'
+import { revokedSessions, sessions, tokens } from '../src/db/schema.js'
 import { messages, tokenError } from '../src/errors.js'
 import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
 
@@ -24,7 +24,8 @@ export type SessionRow = typeof sessions.$inferSelect
 export interface SessionManager {
   /**
    * Opens a session for a user who just proved who they are with the password whose hash is `passwordHash`;
-   * undefined when that is no longer the user's password (changed since it was checked, or the user deleted).
+   * undefined when that is no longer the user's password (changed since it was checked), or the user was deleted
+   * or disabled meanwhile.
    */
   start: (user: UserRef, client: ClientInfo, passwordHash: string) => Promise<{ pair: TokenPair, sessionId: string } | undefined>
   /**
@@ -45,6 +46,12 @@ export interface SessionManager {
    * caller hands to revocations.remember() once tx has committed, for this instance to refuse them at once.
    */
   revokeAllIn: (tx: Database, userId: number) => Promise<string[]>
+  /**
+   * In tx, before the user's row is deleted (and its sessions and tokens with it): every session whose access
+   * tokens may still be presented is kept as a tombstone, an id and an expiry, until they have all expired, and
+   * every instance is told on commit. Answers the ids, for revocations.remember() once tx has committed.
+   */
+  tombstoneAll: (tx: Database, userId: number) => Promise<string[]>
   /**
    * The username of a live refresh token's user, for verify and introspect; throws a 401 otherwise. A rotated
    * token is token_revoked within the grace window, and past it is reuse, as at refresh: the whole session is
@@ -143,6 +150,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
       const started = await db.transaction(async (tx) => {
         if (!await usersRepository.holdCredentials(tx, user.id, passwordHash)) return false
         await prepared(tx.with(session).insert(tokens).values([access.row, refresh.row]))
+        await usersRepository.recordLogin(tx, user.id)
         return true
       })
       return started ? { pair: toPair(access, refresh), sessionId } : undefined
@@ -225,6 +233,19 @@ export default fp<SessionOptions>(async (fastify, options) => {
 
     revokeAllIn (tx, userId) {
       return revokeWhere(tx, eq(sessions.userId, userId))
+    },
+
+    async tombstoneAll (tx, userId) {
+      const live = await tx.select({ sessionId: tokens.sessionId, expiresAt: max(tokens.expiresAt) }).from(tokens)
+        .where(and(eq(tokens.userId, userId), eq(tokens.type, 'access'), gt(tokens.expiresAt, new Date())))
+        .groupBy(tokens.sessionId)
+      const ids = live.map((row) => row.sessionId)
+      if (ids.length > 0) {
+        await tx.insert(revokedSessions).values(live.map((row) => ({ sessionId: row.sessionId, expiresAt: row.expiresAt as Date })))
+          .onConflictDoNothing()
+        await revocations.publish(tx, ids)
+      }
+      return ids
     },
 
     async inspectRefresh (claims, refreshToken) {

@@ -18,6 +18,7 @@ export interface Credentials {
   email: string
   passwordHash: string
   emailVerified: boolean
+  disabled: boolean
 }
 
 export interface NewUser {
@@ -54,8 +55,15 @@ export interface UsersRepository {
   changeEmail: (tx: Database, id: number, email: string) => Promise<void>
   /** Drops the user's cached profile, after a change of its email or its verification. */
   forget: (id: number) => void
+  /** In tx: the user is disabled, or enabled again; answers whether the user exists. */
+  setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<boolean>
+  /** In tx: records a login that opened a session. */
+  recordLogin: (tx: Database, id: number) => Promise<void>
+  /** In tx: deletes the user's row; its sessions, tokens and mailed tokens go with it. Answers whether there was one. */
+  delete: (tx: Database, id: number) => Promise<boolean>
   /**
-   * Within the transaction tx: true while the user's password hash is still `passwordHash`, and then the row
+   * Within the transaction tx: true while the user's password hash is still `passwordHash` and the user is not
+   * disabled, and then the row
    * stays locked (FOR SHARE) until tx ends, so that no change of the password, and no deletion, can commit
    * in between. Whatever tx creates for the user (a session) is thus created under the credentials checked.
    */
@@ -118,7 +126,7 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
   const profileColumns = { id: users.id, username: users.username, email: users.email, emailVerified: users.emailVerified, createdAt: users.createdAt }
   const profileById = db.select(profileColumns)
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_profile')
-  const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash, emailVerified: users.emailVerified }
+  const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash, emailVerified: users.emailVerified, disabled: sql<boolean>`${users.disabledAt} is not null` }
 
   const repository: UsersRepository = {
     async create (user, tx = db) {
@@ -190,9 +198,25 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       profiles.delete(id)
     },
 
+    async setDisabled (tx, id, disabled) {
+      const updated = await tx.update(users).set({ disabledAt: disabled ? sql`coalesce(${users.disabledAt}, now())` : null })
+        .where(eq(users.id, id)).returning({ id: users.id })
+      return updated.length > 0
+    },
+
+    async recordLogin (tx, id) {
+      await prepared(tx.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, id)))
+    },
+
+    async delete (tx, id) {
+      const deleted = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })
+      profiles.delete(id)
+      return deleted.length > 0
+    },
+
     async holdCredentials (tx, id, passwordHash) {
       const [row] = await prepared(tx.select({ id: users.id }).from(users)
-        .where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))).for('share'))
+        .where(and(eq(users.id, id), eq(users.passwordHash, passwordHash), isNull(users.disabledAt))).for('share'))
       return row !== undefined
     },
 

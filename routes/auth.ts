@@ -77,7 +77,12 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
         throw invalidCredentials()
       }
       await attempt.succeeded()
-      // Only after the password checked out: this tells nothing to someone without it.
+      // Only after the password checked out: these tell nothing to someone without it.
+      if (user.disabled) {
+        logins.inc({ outcome: 'disabled' })
+        request.log.info({ userId: user.id }, 'login refused: account disabled')
+        throw apiError(403, 'account_disabled', messages.accountDisabled)
+      }
       if (requireVerifiedEmail && !user.emailVerified) {
         logins.inc({ outcome: 'email_unverified' })
         request.log.info({ userId: user.id }, 'login refused: email not verified')

@@ -2,6 +2,7 @@ import cors from '@fastify/cors'
 import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync, onSendHookHandler } from 'fastify'
 import accountMail from '../plugins/account-mail.js'
+import accounts from '../plugins/accounts.js'
 import db from '../plugins/db.js'
 import deviceTokens from '../plugins/device-tokens.js'
 import docs from '../plugins/docs.js'
@@ -67,6 +68,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(mailTokens, { signingKey })
   await fastify.register(mailer, { mail: config.mail, dataDir: config.dataDir })
   await fastify.register(accountMail, { mail: config.mail })
+  await fastify.register(accounts)
   await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })

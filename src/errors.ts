@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'service_unavailable'
   | 'throttled'
   | 'email_unverified'
+  | 'account_disabled'
+  | 'forbidden'
 
 /** Every message the service answers with, in one place: clients match some of them (SimpleJWT's and DRF's wording). */
 export const messages = {
@@ -33,6 +35,7 @@ export const messages = {
   mailTokenInvalid: 'Invalid or expired token.',
   mailCodeInvalid: 'Invalid or expired code.',
   proofRequired: 'Give the token, or the email address and the code.',
+  accountDisabled: 'This account is disabled.',
   emailUnverified: 'Verify your email address before logging in: use the link or code mailed to you.',
   resetAccepted: 'If an account has this address, a password reset mail is on its way.',
   verificationAccepted: 'A verification mail is on its way, unless the address is verified already.',

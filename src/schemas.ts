@@ -134,3 +134,7 @@ export const EmailChangeConfirmBody = Type.Object({
 
 /** The one answer of a request that may send a mail, whatever happened: it must not tell which addresses exist. */
 export const Accepted = Type.Object({ detail: Type.String() })
+
+export const DeleteAccountBody = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: 256 })
+}, { ...body, examples: [{ password: 'correct horse battery staple' }] })

@@ -1,6 +1,6 @@
 import { and, eq, inArray, lt, notExists } from 'drizzle-orm'
 import type { Database } from './connect.js'
-import { mailOutbox, mailTokens, sessions, tokens } from './schema.js'
+import { mailOutbox, mailTokens, revokedSessions, sessions, tokens } from './schema.js'
 
 export interface Purged {
   tokens: number
@@ -39,6 +39,8 @@ export async function purgeExpired (db: Database, batchSize = 1000): Promise<Pur
     purged.sessions += deleted.length
     if (deleted.length < batchSize) break
   }
+  // A deleted user's sessions, once their last access token has expired: nothing is left to refuse.
+  await db.delete(revokedSessions).where(lt(revokedSessions.expiresAt, new Date()))
   const deadTokens = await db.delete(mailTokens).where(lt(mailTokens.expiresAt, new Date(Date.now() - hour))).returning({ id: mailTokens.id })
   purged.mailTokens = deadTokens.length
   const oldMails = await db.delete(mailOutbox)

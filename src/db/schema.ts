@@ -21,8 +21,15 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash').notNull(),
   /** Set once the user has proved to own email: by a verification, a password reset or an email change mailed there. */
   emailVerified: boolean('email_verified').notNull().default(false),
+  /** Set while an operator has disabled the account: no login, no session, no reset. */
+  disabledAt: timestamptz('disabled_at'),
+  /** A cohort label set by the admin API (a load test's users): cohorts can be deleted, and given sessions, whole. */
+  tag: text('tag'),
+  lastLoginAt: timestamptz('last_login_at'),
   createdAt: timestamptz('created_at').notNull().defaultNow()
-})
+}, (table) => [
+  index('users_tag_idx').on(table.tag).where(sql`${table.tag} is not null`)
+])
 
 /** One row per login; refresh rotation keeps the session and replaces its tokens. */
 export const sessions = pgTable('sessions', {
@@ -57,6 +64,17 @@ export const tokens = pgTable('tokens', {
   index('tokens_revoked_expires_at_idx').on(table.expiresAt).where(sql`${table.revokedAt} is not null`),
   check('tokens_type_check', sql`${table.type} in ('access', 'refresh')`)
 ])
+
+/**
+ * Sessions of deleted users whose access tokens may still be presented: their rows went with the user, so the
+ * revoked set, rebuilt from the tokens table at start, would forget them. Only an id and an expiry: nothing
+ * that names anyone. Purged once expired.
+ */
+export const revokedSessions = pgTable('revoked_sessions', {
+  sessionId: uuid('session_id').primaryKey(),
+  /** When the session's last access token expires. */
+  expiresAt: timestamptz('expires_at').notNull()
+})
 
 export const mailTokenKinds = ['password_reset', 'email_verify', 'email_change'] as const
 

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 
-export const mailKinds = ['password_reset', 'email_verify', 'email_change', 'email_change_notice', 'password_changed'] as const
+export const mailKinds = ['password_reset', 'email_verify', 'email_change', 'email_change_notice', 'password_changed', 'account_deleted'] as const
 export type MailKind = typeof mailKinds[number]
 
 /** Values a template may use; a missing or empty one renders as nothing. */
@@ -47,7 +47,7 @@ const variables = Object.keys(variableSet) as Variable[]
 const isVariable = (name: string): name is Variable => (variables as string[]).includes(name)
 
 const extensions: Record<Part, string> = { subject: '.subject.txt', text: '.txt', html: '.html' }
-/** The 15 file names a templates directory may hold, and what each replaces. */
+/** The file names a templates directory may hold (three per kind), and what each replaces. */
 const files = new Map<string, { kind: MailKind, part: Part }>(mailKinds.flatMap((kind) =>
   (Object.keys(extensions) as Part[]).map((part) => [`${kind}${extensions[part]}`, { kind, part }] as const)
 ))
@@ -204,7 +204,7 @@ ${smallPrint}${ignore}</p>
 `)
 })
 
-/** email_change_notice and password_changed: a notice, and what to do when it was not you. */
+/** email_change_notice, password_changed and account_deleted: a notice, and what to do when it was not you. */
 const notice = (subject: string, body: string[], notYou: string): Record<Part, string> => ({
   subject,
   text: `Hello {{username}},
@@ -245,7 +245,10 @@ const builtInSources: Record<MailKind, Record<Part, string>> = {
   ], 'If it was not you, someone else may know your password: change your password right away and contact support.'),
   password_changed: notice('Your password for {{app_name}} was changed', [
     'The password of your {{app_name}} account was changed, and every session was signed out: sign in again with your new password.'
-  ], 'If it was not you, reset your password right away and contact support.')
+  ], 'If it was not you, reset your password right away and contact support.'),
+  account_deleted: notice('Your account for {{app_name}} was deleted', [
+    'Your account for {{app_name}} and everything it held were deleted, and every session was signed out. This is the last mail you get from us about it.'
+  ], 'If it was not you, someone knew your password: register again and contact support.')
 }
 
 /** Parsed once, at import: a mistake in them fails every test. */

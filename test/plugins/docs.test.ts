@@ -29,6 +29,7 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
   const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, operation })))
   t.same(operations.map(({ name }) => name).sort(), [
+    'DELETE /auth/me/',
     'DELETE /auth/sessions/{id}',
     'GET /.well-known/jwks.json',
     'GET /auth/me/',
@@ -53,7 +54,7 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
     'POST /auth/verify/'
   ], 'every route, and nothing of the docs themselves')
 
-  const protectedRoutes = ['GET /auth/me/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/', 'POST /auth/email/verify/resend/', 'POST /auth/email/change/']
+  const protectedRoutes = ['GET /auth/me/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/', 'POST /auth/email/verify/resend/', 'POST /auth/email/change/', 'DELETE /auth/me/']
   for (const { name, operation } of operations) {
     t.ok(operation.summary !== undefined && operation.tags?.length === 1, `${name}: a summary and a tag`)
     if (protectedRoutes.includes(name)) t.same(operation.security, [{ bearerAuth: [] }], `${name}: needs a bearer token`)

@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../../src/db/connect.js'
 import { purgeExpired } from '../../../src/db/purge-expired.js'
-import { mailOutbox, mailTokens, sessions, tokens, users } from '../../../src/db/schema.js'
+import { mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
 import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
@@ -64,6 +64,14 @@ t.test('mailed tokens go an hour after they expire; sent and failed mails after 
   t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 1, mails: 2 })
   t.same((await app.db.select({ id: mailTokens.id }).from(mailTokens)).map((row) => row.id), [counted], 'an expired token still counts for its hour')
   t.same((await app.db.select({ id: mailOutbox.id }).from(mailOutbox).orderBy(mailOutbox.id)).map((row) => row.id), [queued, recent], 'a queued mail is the worker\'s')
+})
+
+t.test('tombstones of deleted users\' sessions go once their access tokens have expired', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
+  const live = randomUUID()
+  await app.db.insert(revokedSessions).values([{ sessionId: randomUUID(), expiresAt: past(1) }, { sessionId: live, expiresAt: future(600) }])
+  await purgeExpired(app.db)
+  t.same((await app.db.select({ id: revokedSessions.sessionId }).from(revokedSessions)).map((row) => row.id), [live])
 })
 
 t.test('instances purging at once share the work', async (t) => {

@@ -41,7 +41,8 @@ t.test('every kind carries the app name and greets the user', async (t) => {
     email_verify: 'Confirm your email address for Acme Auth',
     email_change: 'Confirm your new email address for Acme Auth',
     email_change_notice: 'Your email address for Acme Auth is being changed',
-    password_changed: 'Your password for Acme Auth was changed'
+    password_changed: 'Your password for Acme Auth was changed',
+    account_deleted: 'Your account for Acme Auth was deleted'
   }
   for (const kind of mailKinds) {
     const mail = templates.render(kind, variables())
@@ -194,7 +195,7 @@ t.test('sections: {{#name}}, {{^name}}, nested, standalone lines', async (t) => 
 t.test('a file whose name is not a template\'s is an error naming it and the allowed names', async (t) => {
   const message = await problems(t, { 'password_reset.htm': 'x', 'password_reset.html': '<p>ok</p>' })
   t.match(message, /password_reset\.htm: not a template's file name; allowed are password_reset\.subject\.txt, password_reset\.txt, password_reset\.html, email_verify\.subject\.txt, /)
-  t.match(message, /password_changed\.html$/)
+  t.match(message, /account_deleted\.html$/)
   t.match(await problems(t, { '.DS_Store': '' }), /\.DS_Store: not a template's file name/)
   t.match(await problems(t, { 'dangling.txt': t.fixture('symlink', 'nowhere') }), /dangling\.txt: not a template's file name/)
 })

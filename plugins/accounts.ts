@@ -1,0 +1,56 @@
+import fp from 'fastify-plugin'
+import type { Recipient } from './account-mail.js'
+
+/** Deleting and disabling accounts, for their users and for operators. */
+export interface Accounts {
+  /**
+   * Deletes the user and everything of it: its row, sessions, tokens, mailed tokens and mails. Its sessions
+   * are refused on every instance at once and after any restart (tombstones keep their ids until their
+   * access tokens expire); a notice goes to the address. False when there is no such user.
+   */
+  delete: (user: Recipient) => Promise<boolean>
+  /**
+   * Disables the user: every session revoked on every instance, every mailed token dead; or enables it
+   * again (its old sessions stay revoked). False when there is no such user.
+   */
+  setDisabled: (userId: number, disabled: boolean) => Promise<boolean>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    accounts: Accounts
+  }
+}
+
+export default fp(async (fastify) => {
+  const { db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
+
+  fastify.decorate('accounts', {
+    async delete (user) {
+      const sessions = await db.transaction(async (tx) => {
+        const ids = await sessionManager.tombstoneAll(tx, user.id)
+        if (!await usersRepository.delete(tx, user.id)) return undefined
+        await mailer.forget(tx, user.email)
+        await mailer.enqueue(tx, { kind: 'account_deleted', to: user.email, variables: { username: user.username } })
+        return ids
+      })
+      if (sessions === undefined) return false
+      revocations.remember(sessions)
+      fastify.log.info({ userId: user.id, revokedSessions: sessions.length }, 'user deleted')
+      return true
+    },
+
+    async setDisabled (userId, disabled) {
+      const revoked = await db.transaction(async (tx) => {
+        if (!await usersRepository.setDisabled(tx, userId, disabled)) return undefined
+        if (!disabled) return []
+        await mailTokens.killAll(tx, userId, ['password_reset', 'email_verify', 'email_change'])
+        return sessionManager.revokeAllIn(tx, userId)
+      })
+      if (revoked === undefined) return false
+      revocations.remember(revoked)
+      fastify.log.info({ userId, revokedSessions: revoked.length }, disabled ? 'user disabled' : 'user enabled')
+      return true
+    }
+  } satisfies Accounts)
+}, { name: 'accounts', dependencies: ['db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })
