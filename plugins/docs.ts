@@ -23,12 +23,14 @@ export default fp(async (fastify) => {
         { name: 'sessions', description: 'A user\'s logins, and revoking them' },
         { name: 'email', description: 'Proving and changing the email address (password reset is under auth)' },
         { name: 'keys', description: 'The public keys that verify tokens' },
-        { name: 'health', description: 'For load balancers and orchestrators' }
+        { name: 'health', description: 'For load balancers and orchestrators' },
+        { name: 'admin', description: 'For operators, with ADMIN_TOKEN: users, cohorts for load tests, sessions' }
       ],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from login or refresh' },
-          introspectionSecret: { type: 'http', scheme: 'bearer', description: 'INTROSPECTION_SECRET, when the service sets one' }
+          introspectionSecret: { type: 'http', scheme: 'bearer', description: 'INTROSPECTION_SECRET, when the service sets one' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN; without it every /admin/ path answers 404' }
         }
       }
     }

@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, randomBytes, randomInt, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { and, desc, eq, gt, inArray, isNull, lt, ne, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
 import { mailTokens, type mailTokenKinds } from '../src/db/schema.js'
@@ -61,7 +61,7 @@ export interface MailTokens {
   /** In tx: uses the token found by find(), if it is still live: of racing uses, exactly one gets true. */
   consume: (tx: Database, token: MailTokenRow) => Promise<boolean>
   /** In tx: every live token of the user of these kinds is dead. */
-  killAll: (tx: Database, userId: number, kinds: MailTokenKind[], except?: string) => Promise<void>
+  killAll: (tx: Database, userId: number, kinds: MailTokenKind[]) => Promise<void>
   /**
    * In tx: serialises the mail requests of one user until tx ends, then answers when the tokens of this kind
    * issued to it within the last `windowMs` milliseconds were issued, newest first.
@@ -128,10 +128,9 @@ export function createMailTokens (db: Database, { signingKey }: MailTokenOptions
       return used.length > 0
     },
 
-    async killAll (tx, userId, kinds, except) {
+    async killAll (tx, userId, kinds) {
       await tx.update(mailTokens).set({ consumedAt: new Date() }).where(and(
-        eq(mailTokens.userId, userId), inArray(mailTokens.kind, kinds), isNull(mailTokens.consumedAt),
-        except === undefined ? undefined : ne(mailTokens.id, except)))
+        eq(mailTokens.userId, userId), inArray(mailTokens.kind, kinds), isNull(mailTokens.consumedAt)))
     },
 
     async issuedWithin (tx, userId, kind, windowMs) {

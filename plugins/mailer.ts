@@ -36,8 +36,8 @@ export interface Mailer {
   deliver: () => Promise<void>
   /** Mails waiting to be sent, retries included. */
   queued: () => Promise<number>
-  /** In tx: every mail to `address`, sent or not, is deleted: its owner is deleted. */
-  forget: (tx: Database, address: string) => Promise<void>
+  /** In tx: every mail to these addresses, sent or not, is deleted: their owners are deleted. */
+  forget: (tx: Database, addresses: string[]) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -170,8 +170,8 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
       await tx.execute(sql`select pg_notify(${wakeChannel}, '')`)
     },
     deliver,
-    async forget (tx, address) {
-      await tx.delete(mailOutbox).where(eq(mailOutbox.recipient, address))
+    async forget (tx, addresses) {
+      await tx.delete(mailOutbox).where(inArray(mailOutbox.recipient, addresses))
     },
     async queued () {
       const [row] = await prepared(db.select({ queued: count() }).from(mailOutbox).where(eq(mailOutbox.status, 'queued')))

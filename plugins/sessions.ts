@@ -47,11 +47,11 @@ export interface SessionManager {
    */
   revokeAllIn: (tx: Database, userId: number) => Promise<string[]>
   /**
-   * In tx, before the user's row is deleted (and its sessions and tokens with it): every session whose access
+   * In tx, before the users' rows are deleted (and their sessions and tokens with them): every session whose access
    * tokens may still be presented is kept as a tombstone, an id and an expiry, until they have all expired, and
    * every instance is told on commit. Answers the ids, for revocations.remember() once tx has committed.
    */
-  tombstoneAll: (tx: Database, userId: number) => Promise<string[]>
+  tombstoneAll: (tx: Database, userIds: number[]) => Promise<string[]>
   /**
    * The username of a live refresh token's user, for verify and introspect; throws a 401 otherwise. A rotated
    * token is token_revoked within the grace window, and past it is reuse, as at refresh: the whole session is
@@ -235,9 +235,9 @@ export default fp<SessionOptions>(async (fastify, options) => {
       return revokeWhere(tx, eq(sessions.userId, userId))
     },
 
-    async tombstoneAll (tx, userId) {
+    async tombstoneAll (tx, userIds) {
       const live = await tx.select({ sessionId: tokens.sessionId, expiresAt: max(tokens.expiresAt) }).from(tokens)
-        .where(and(eq(tokens.userId, userId), eq(tokens.type, 'access'), gt(tokens.expiresAt, new Date())))
+        .where(and(inArray(tokens.userId, userIds), eq(tokens.type, 'access'), gt(tokens.expiresAt, new Date())))
         .groupBy(tokens.sessionId)
       const ids = live.map((row) => row.sessionId)
       if (ids.length > 0) {

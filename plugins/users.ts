@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, or, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNotNull, isNull, like, or, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
 import { prepared, type Database } from '../src/db/connect.js'
@@ -25,6 +25,32 @@ export interface NewUser {
   username: string
   email: string
   passwordHash: string
+  /** Created by an operator who vouches for the address. */
+  emailVerified?: boolean
+  /** The admin API's cohort label. */
+  tag?: string
+}
+
+/** What an operator sees of a user. */
+export interface AccountRow {
+  id: number
+  username: string
+  email: string
+  emailVerified: boolean
+  disabledAt: Date | null
+  tag: string | null
+  createdAt: Date
+  lastLoginAt: Date | null
+}
+
+export interface AccountFilter {
+  /** A prefix of the normalised username or email. */
+  q?: string
+  tag?: string
+  disabled?: boolean
+  limit: number
+  /** Keyset pagination: only users whose id is greater. */
+  after?: number
 }
 
 export interface UserOptions {
@@ -53,14 +79,26 @@ export interface UsersRepository {
   markEmailVerified: (tx: Database, id: number, emailKey: string) => Promise<boolean>
   /** In tx: the user's email becomes `email`, verified; throws 409 email_taken when another user has it. */
   changeEmail: (tx: Database, id: number, email: string) => Promise<void>
-  /** Drops the user's cached profile, after a change of its email or its verification. */
-  forget: (id: number) => void
   /** In tx: the user is disabled, or enabled again; answers whether the user exists. */
   setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<boolean>
   /** In tx: records a login that opened a session. */
   recordLogin: (tx: Database, id: number) => Promise<void>
   /** In tx: deletes the user's row; its sessions, tokens and mailed tokens go with it. Answers whether there was one. */
   delete: (tx: Database, id: number) => Promise<boolean>
+  /** Users matching the filter, by id. */
+  search: (filter: AccountFilter) => Promise<AccountRow[]>
+  /** What an operator sees of one user; undefined for none. */
+  account: (id: number) => Promise<AccountRow | undefined>
+  /**
+   * Changes a user's username, email or its verification, with the uniqueness of registration (409
+   * username_taken or email_taken); a new email is unverified unless `emailVerified` says otherwise. False for
+   * no such user.
+   */
+  update: (id: number, changes: { username?: string, email?: string, emailVerified?: boolean }) => Promise<boolean>
+  /** Up to `limit` users of a cohort. */
+  cohort: (tag: string, limit: number) => Promise<Array<{ id: number, email: string }>>
+  /** In tx: deletes these users' rows; answers how many. */
+  deleteMany: (tx: Database, ids: number[]) => Promise<number>
   /**
    * Within the transaction tx: true while the user's password hash is still `passwordHash` and the user is not
    * disabled, and then the row
@@ -82,6 +120,15 @@ declare module 'fastify' {
 export const accountKey = (identifier: string) => identifier.includes('@') ? emailKey(identifier) : usernameKey(identifier)
 
 const lookalikeConstraints = new Set(['users_username_skeleton_unique', 'users_username_skeleton_lower_unique', 'users_username_skeleton_shown_unique'])
+
+/** A unique violation as the 409 it means; any other error as it is. */
+function takenError (error: unknown): unknown {
+  const constraint = uniqueViolation(error)
+  // A name that looks like a taken one is taken: a user cannot tell ꓮꓓꓟꓲꓠ from ADMIN.
+  if (constraint !== undefined && usernameConstraints.has(constraint)) return apiError(409, 'username_taken', messages.usernameTaken)
+  if (constraint === 'users_email_key_unique') return apiError(409, 'email_taken', messages.emailTaken)
+  return error
+}
 
 /** The confusable skeletons of a name, one unique column each: a new name may share none of them. */
 const lookalikeKeys = (username: string) => ({
@@ -128,6 +175,17 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_profile')
   const credentials = { id: users.id, username: users.username, email: users.email, passwordHash: users.passwordHash, emailVerified: users.emailVerified, disabled: sql<boolean>`${users.disabledAt} is not null` }
 
+  const accountColumns = {
+    id: users.id,
+    username: users.username,
+    email: users.email,
+    emailVerified: users.emailVerified,
+    disabledAt: users.disabledAt,
+    tag: users.tag,
+    createdAt: users.createdAt,
+    lastLoginAt: users.lastLoginAt
+  }
+
   const repository: UsersRepository = {
     async create (user, tx = db) {
       try {
@@ -137,16 +195,14 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
           ...lookalikeKeys(user.username),
           email: normaliseEmail(user.email),
           emailKey: emailKey(user.email),
-          passwordHash: user.passwordHash
+          passwordHash: user.passwordHash,
+          emailVerified: user.emailVerified ?? false,
+          tag: user.tag
         }).returning(profileColumns))
         return toUser(row!)
       } catch (error) {
         // The unique indexes decide, so racing registrations of one name get exactly one 201.
-        const constraint = uniqueViolation(error)
-        // A name that looks like a taken one is taken: a user cannot tell ꓮꓓꓟꓲꓠ from ADMIN.
-        if (constraint !== undefined && usernameConstraints.has(constraint)) throw apiError(409, 'username_taken', messages.usernameTaken)
-        if (constraint === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
-        throw error
+        throw takenError(error)
       }
     },
 
@@ -187,14 +243,8 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       try {
         await tx.update(users).set({ email: normaliseEmail(email), emailKey: emailKey(email), emailVerified: true }).where(eq(users.id, id))
       } catch (error) {
-        if (uniqueViolation(error) === 'users_email_key_unique') throw apiError(409, 'email_taken', messages.emailTaken)
-        /* c8 ignore next: any other failure is the database's */
-        throw error
+        throw takenError(error)
       }
-      profiles.delete(id)
-    },
-
-    forget (id) {
       profiles.delete(id)
     },
 
@@ -212,6 +262,47 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       const deleted = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })
       profiles.delete(id)
       return deleted.length > 0
+    },
+
+    search ({ q, tag, disabled, limit, after }) {
+      const prefix = (key: string) => `${key.replace(/[\\%_]/g, '\\$&')}%`
+      return db.select(accountColumns).from(users).where(and(
+        after === undefined ? undefined : gt(users.id, after),
+        q === undefined ? undefined : or(like(users.usernameKey, prefix(usernameKey(q))), like(users.emailKey, prefix(emailKey(q)))),
+        tag === undefined ? undefined : eq(users.tag, tag),
+        disabled === undefined ? undefined : disabled ? isNotNull(users.disabledAt) : isNull(users.disabledAt)
+      )).orderBy(users.id).limit(limit)
+    },
+
+    async account (id) {
+      const [row] = await db.select(accountColumns).from(users).where(eq(users.id, id))
+      return row
+    },
+
+    async update (id, { username, email, emailVerified }) {
+      const changes = {
+        ...(username === undefined ? {} : { username: username.normalize('NFKC'), usernameKey: usernameKey(username), ...lookalikeKeys(username) }),
+        ...(email === undefined ? {} : { email: normaliseEmail(email), emailKey: emailKey(email), emailVerified: false }),
+        ...(emailVerified === undefined ? {} : { emailVerified })
+      }
+      if (Object.keys(changes).length === 0) return await this.account(id) !== undefined
+      try {
+        const updated = await db.update(users).set(changes).where(eq(users.id, id)).returning({ id: users.id })
+        profiles.delete(id)
+        return updated.length > 0
+      } catch (error) {
+        throw takenError(error)
+      }
+    },
+
+    cohort (tag, limit) {
+      return db.select({ id: users.id, email: users.email }).from(users).where(eq(users.tag, tag)).orderBy(users.id).limit(limit)
+    },
+
+    async deleteMany (tx, ids) {
+      const deleted = await tx.delete(users).where(inArray(users.id, ids)).returning({ id: users.id })
+      for (const { id } of deleted) profiles.delete(id)
+      return deleted.length
     },
 
     async holdCredentials (tx, id, passwordHash) {

@@ -23,7 +23,7 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/auth/email/verify/resend/', {
     onRequest: [fastify.throttle.mail, fastify.authenticate],
-    schema: { tags: ['email'], summary: 'Mail a new verification link and code (at most 1 a minute and 5 an hour)', security: [{ bearerAuth: [] }], response: { 202: Accepted, 401: ErrorBody, 500: ErrorBody, ...throttledErrors } }
+    schema: { tags: ['email'], summary: 'Mail a new verification link and code (at most 1 a minute and 5 an hour)', security: [{ bearerAuth: [] }], response: { 202: Accepted, 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
   }, async (request, reply) => {
     const user = await usersRepository.findById(request.user.user_id)
     // A token outliving its user is refused by authenticate once the sessions are gone; until then, nothing to send.

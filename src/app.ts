@@ -17,6 +17,7 @@ import sessions from '../plugins/sessions.js'
 import throttle from '../plugins/throttle.js'
 import tokens from '../plugins/tokens.js'
 import users from '../plugins/users.js'
+import adminRoutes from '../routes/admin.js'
 import authRoutes from '../routes/auth.js'
 import emailRoutes from '../routes/email.js'
 import healthRoutes from '../routes/health.js'
@@ -72,7 +73,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
-  await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix })
+  await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix, exempt: config.rateLimitExempt })
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')
@@ -84,7 +85,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     if (config.hsts) reply.header('strict-transport-security', hsts)
     done()
   })
-  // Answers of the /auth/ routes hold tokens and personal data: never stored. Decided by the route matched, not
+  // Answers of the /auth/ and /admin/ routes hold tokens and personal data: never stored. Decided by the route matched, not
   // the raw URL, which may spell the same path differently (`/%61uth/login/`); on the way out, so that an answer
   // of any hook (a 401, a 429) carries it too.
   const noStore: onSendHookHandler = (request, reply, payload, done) => {
@@ -92,7 +93,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     done(null, payload)
   }
   fastify.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/auth/')) route.onSend = [noStore, ...[route.onSend ?? []].flat()]
+    if (route.url.startsWith('/auth/') || route.url.startsWith('/admin/')) route.onSend = [noStore, ...[route.onSend ?? []].flat()]
   })
   // Without an allowlist no CORS header is ever sent, so browsers keep other origins out.
   if (config.corsOrigins.length > 0) {
@@ -137,6 +138,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(meRoutes)
   await fastify.register(jwksRoutes)
   await fastify.register(healthRoutes)
+  await fastify.register(adminRoutes, { adminToken: config.adminToken })
 }
 
 export default app

@@ -60,6 +60,9 @@ export const EnvSchema = Type.Object({
   EMAIL_CHANGE_URL: Type.Optional(Type.String()),
   REQUIRE_VERIFIED_EMAIL: Type.Enum(['on', 'off'], { default: 'off' }),
   RATE_LIMIT_MAIL: { ...Rate, default: '10/1h' },
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32 })),
+  RATE_LIMIT_ADMIN: { ...Rate, default: '600/1m' },
+  RATE_LIMIT_EXEMPT: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -81,6 +84,8 @@ export interface Limits {
   verify: Limit
   /** Requests that may send a mail (password reset, verification resend, email change), per client. */
   mail: Limit
+  /** Calls of the admin API, per client. */
+  admin: Limit
   /** Failed logins of one account from one client; past it, 429 until the window ends. */
   loginFailuresPerClient: Limit
   /** Failed logins of one account from every client; past it, waits that double with each failure. */
@@ -143,6 +148,10 @@ export interface Config {
   mail: MailConfig
   /** A login with the right password on an account whose email is not verified answers 403 email_unverified. */
   requireVerifiedEmail: boolean
+  /** The Bearer token of the admin API; without it every /admin/ path answers 404. */
+  adminToken?: string
+  /** Addresses or CIDR ranges (a load generator's) that skip the per-client request limits. */
+  rateLimitExempt: string[]
 }
 
 /** Links mailed to users: a URL with a `{token}` placeholder; without one, a mail carries the code and the token only. */
@@ -174,7 +183,7 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL', 'ADMIN_TOKEN'])
 const maxTtlSeconds = 3650 * 86400
 // `ada@example.com` or `Ada Lovelace <ada@example.com>`: one address, no line break.
 const mailbox = /^(?:[^<>\r\n]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/
@@ -215,7 +224,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
-  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'RATE_LIMIT_MAIL', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'RATE_LIMIT_MAIL', 'RATE_LIMIT_ADMIN', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
     if (ratePattern.test(env[name]) && parseRate(env[name]).window > 366 * 86400_000) problems.push(`${name}: the window must be at most 366d`)
   }
   if (env.JWT_AUDIENCE === env.JWT_ISSUER) {
@@ -237,6 +246,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   }
   const corsOrigins = readOrigins(env.CORS_ORIGINS, problems)
   const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
+  const rateLimitExempt = readRanges('RATE_LIMIT_EXEMPT', env.RATE_LIMIT_EXEMPT, problems) || []
   const signingKey = readSigningKey(env, problems)
   const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
   if (problems.length > 0) throw new ConfigError(problems)
@@ -275,6 +285,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       passwordChange: parseRate(env.RATE_LIMIT_PASSWORD_CHANGE),
       verify: parseRate(env.RATE_LIMIT_VERIFY),
       mail: parseRate(env.RATE_LIMIT_MAIL),
+      admin: parseRate(env.RATE_LIMIT_ADMIN),
       loginFailuresPerClient: parseRate(env.LOGIN_FAILURES_PER_CLIENT),
       loginFailuresPerAccount: parseRate(env.LOGIN_FAILURES_PER_ACCOUNT)
     },
@@ -291,7 +302,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       verifyTokenTtl: parseDuration(env.VERIFY_TOKEN_TTL),
       links: { passwordReset: env.PASSWORD_RESET_URL, emailVerify: env.EMAIL_VERIFY_URL, emailChange: env.EMAIL_CHANGE_URL }
     },
-    requireVerifiedEmail: env.REQUIRE_VERIFIED_EMAIL === 'on'
+    requireVerifiedEmail: env.REQUIRE_VERIFIED_EMAIL === 'on',
+    adminToken: env.ADMIN_TOKEN,
+    rateLimitExempt
   }
 }
 
@@ -364,12 +377,18 @@ function readOrigins (list: string | undefined, problems: string[]): string[] {
  * uniquelocal too. A hop count is not offered: it cannot tell a proxy from a client that sends the header.
  */
 function readTrustProxy (value: string | undefined, problems: string[]): string[] | false {
+  return readRanges('TRUST_PROXY', value, problems)
+}
+
+/** Addresses or CIDR ranges, comma-separated, as TRUST_PROXY and RATE_LIMIT_EXEMPT take them; false for none. */
+function readRanges (name: string, value: string | undefined, problems: string[]): string[] | false {
   if (value === undefined) return false
-  const proxies = value.split(',').map((proxy) => proxy.trim())
+  const ranges = value.split(',').map((range) => range.trim())
   const named = new Set(['loopback', 'linklocal', 'uniquelocal'])
-  const bad = proxies.filter((proxy) => !named.has(proxy) && !validRange(proxy))
-  if (bad.length === 0) return proxies
-  problems.push(`TRUST_PROXY: must be proxy addresses or CIDR ranges of at least one bit, comma-separated; not ${bad.map((proxy) => JSON.stringify(proxy)).join(', ')}`)
+  const bad = ranges.filter((range) => !named.has(range) && !validRange(range))
+  if (bad.length === 0) return ranges
+  const what = name === 'TRUST_PROXY' ? 'proxy addresses' : 'addresses'
+  problems.push(`${name}: must be ${what} or CIDR ranges of at least one bit, comma-separated; not ${bad.map((range) => JSON.stringify(range)).join(', ')}`)
   return false
 }
 

@@ -138,3 +138,79 @@ export const Accepted = Type.Object({ detail: Type.String() })
 export const DeleteAccountBody = Type.Object({
   password: Type.String({ minLength: 1, maxLength: 256 })
 }, { ...body, examples: [{ password: 'correct horse battery staple' }] })
+
+const noNul = '^[^\\u0000]*$'
+
+export const AdminUser = Type.Object({
+  id: Type.Integer(),
+  username: Type.String(),
+  email: Type.String(),
+  email_verified: Type.Boolean(),
+  disabled: Type.Boolean(),
+  tag: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String({ format: 'date-time' }),
+  last_login_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
+})
+
+export const AdminUserDetail = Type.Object({
+  ...AdminUser.properties,
+  sessions: Type.Integer({ description: 'Live sessions' })
+})
+
+export function toAdminUser (row: { id: number, username: string, email: string, emailVerified: boolean, disabledAt: Date | null, tag: string | null, createdAt: Date, lastLoginAt: Date | null }) {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    email_verified: row.emailVerified,
+    disabled: row.disabledAt !== null,
+    tag: row.tag,
+    created_at: row.createdAt.toISOString(),
+    last_login_at: row.lastLoginAt?.toISOString() ?? null
+  }
+}
+
+// Path and query values are strings: types are never coerced, so numbers and booleans are patterns here.
+export const UserId = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$', description: 'The user\'s id' }) })
+
+const Tag = Type.String({ minLength: 1, maxLength: 64, pattern: noNul })
+
+export const UserQuery = Type.Object({
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 254, pattern: noNul, description: 'A prefix of the username or the email, in any case' })),
+  tag: Type.Optional(Tag),
+  disabled: Type.Optional(Type.Enum(['true', 'false'])),
+  limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1 to 1000; 100 by default' })),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,10}$', description: 'The next_cursor of the previous page' }))
+})
+
+export const UserList = Type.Object({
+  users: Type.Array(AdminUser),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Null on the last page' })
+})
+
+export const CohortQuery = Type.Object({ tag: Tag })
+
+export const NewUsersBody = Type.Object({
+  users: Type.Array(Type.Object({
+    username: Type.String({ minLength: 3, maxLength: 150 }),
+    email: Type.String({ minLength: 3, maxLength: 254 }),
+    password: Type.Optional(Type.String({ minLength: 8, maxLength: 256 })),
+    password_hash: Type.Optional(Type.String({ maxLength: 512, description: 'An argon2id hash in PHC format, instead of password' })),
+    email_verified: Type.Optional(Type.Boolean())
+  }, { additionalProperties: false }), { minItems: 1, maxItems: 1000 }),
+  tag: Type.Optional(Tag)
+}, { ...body, examples: [{ users: [{ username: 'load0001', email: 'load0001@example.com', password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA' }], tag: 'load-test' }] })
+
+export const NewUsersAnswer = Type.Object({
+  created: Type.Array(AdminUser),
+  errors: Type.Array(Type.Object({ index: Type.Integer(), code: Type.String(), errors: Type.Record(Type.String(), Type.Array(Type.String())) }))
+})
+
+export const UserChangesBody = Type.Object({
+  username: Type.Optional(Type.String({ minLength: 3, maxLength: 150 })),
+  email: Type.Optional(Type.String({ minLength: 3, maxLength: 254 })),
+  disabled: Type.Optional(Type.Boolean()),
+  email_verified: Type.Optional(Type.Boolean())
+}, { ...body, examples: [{ disabled: true }] })
+
+export const Deleted = Type.Object({ deleted: Type.Integer() })

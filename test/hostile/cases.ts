@@ -1,5 +1,8 @@
+import { asc, eq } from 'drizzle-orm'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
+import type { MailTokenKind } from '../../plugins/mail-tokens.js'
+import { mailTokens } from '../../src/db/schema.js'
 import { bearer } from '../helper.js'
 
 /** What a hostile case must get back: a status, and the `code` of the error body when it is an error. */
@@ -47,3 +50,27 @@ export const login = (app: FastifyInstance, username: string, password: string) 
 
 export const register = (app: FastifyInstance, body: { username: string, email: string, password: string }) =>
   app.inject({ method: 'POST', url: '/auth/register/', payload: body })
+
+/** The routes of a mailed proof (a token, or an email and a code): their bodies share the fields and the rules. */
+export const proofRoutes = ['/auth/password/reset/confirm/', '/auth/email/verify/', '/auth/email/change/confirm/'] as const
+export type ProofRoute = typeof proofRoutes[number]
+/** The kind of mail token each proof route uses. */
+export const proofKinds: Record<ProofRoute, MailTokenKind> = {
+  '/auth/password/reset/confirm/': 'password_reset',
+  '/auth/email/verify/': 'email_verify',
+  '/auth/email/change/confirm/': 'email_change'
+}
+
+/** A live mail token of the user, as its mail carries it: the link token and the 6-digit code. Any older one of its kind is dead. */
+export const issueMailToken = (app: FastifyInstance, userId: number, kind: MailTokenKind, email: string) =>
+  app.db.transaction((tx) => app.mailTokens.issue(tx, userId, kind, email, 3600))
+
+/**
+ * The mail tokens of a user (of every user without one) as a hostile request must leave them: none issued, none
+ * used, no code attempt counted. Waits for the password resets in flight, which issue theirs after the answer.
+ */
+export async function mailTokenState (app: FastifyInstance, userId?: number) {
+  await app.accountMail.settled()
+  return app.db.select({ id: mailTokens.id, kind: mailTokens.kind, email: mailTokens.email, consumedAt: mailTokens.consumedAt, codeAttempts: mailTokens.codeAttempts })
+    .from(mailTokens).where(userId === undefined ? undefined : eq(mailTokens.userId, userId)).orderBy(asc(mailTokens.id))
+}

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { build, newUser } from '../helper.js'
-import { assertAnswer, assertStillAnswers, login, register, type Expected } from './cases.js'
+import { bearer, build, newUser, registerAndLogin } from '../helper.js'
+import { assertAnswer, assertStillAnswers, issueMailToken, login, mailTokenState, register, type Expected } from './cases.js'
 
 // The rule (src/identity.ts): a username is letters (with up to four combining marks), decimal
 // digits, '.', '_' and '-', checked on its NFKC form; two usernames are one when NFKC, upper case,
@@ -14,7 +14,29 @@ const loggedIn: Expected = { status: 200 }
 const badCredentials: Expected = { status: 401, code: 'invalid_credentials' }
 
 const password = 'correct horse battery'
+const emailMessage = 'Enter a valid email address.'
 const usernameMessage = 'Enter a valid username. This value may contain only letters, digits and . _ - characters.'
+
+/** Addresses registration refuses, each a look-alike or a spoilt form of person@example.com. */
+const refusedEmails: Array<[string, string]> = [
+  ['a fullwidth @', 'person＠example.com'],
+  ['a small commercial at U+FE6B', 'person﹫example.com'],
+  ['fullwidth letters', 'ｐｅｒｓｏｎ@example.com'],
+  ['a KELVIN SIGN in the local part', '\u212Aate@example.com'],
+  ['an accented local part', 'pérson@example.com'],
+  ['an IDN domain', 'person@exämple.com'],
+  ['a Cyrillic а in the domain', 'person@exаmple.com'],
+  ['a zero-width space', 'per\u200Bson@example.com'],
+  ['a trailing LF', 'person@example.com\n'],
+  ['a CRLF and a header (injection)', 'person@example.com\r\nBcc: victim@example.com'],
+  ['a NUL', 'person\u0000@example.com'],
+  ['a leading space', ' person@example.com'],
+  ['two @', 'person@@example.com'],
+  ['a display name', 'Person <person@example.com>'],
+  ['a quoted local part', '"person"@example.com'],
+  ['no dot in the domain', 'person@localhost'],
+  ['an IP literal domain', 'person@[127.0.0.1]']
+]
 
 t.test('hostile usernames and emails', async (t) => {
   const app = await build(t)
@@ -184,31 +206,124 @@ t.test('hostile usernames and emails', async (t) => {
       assertAnswer(t, await register(app, newUser({ email: second, password })), expected, name)
     }
 
-    const refused: Array<[string, string]> = [
-      ['a fullwidth @', 'person＠example.com'],
-      ['a small commercial at U+FE6B', 'person﹫example.com'],
-      ['fullwidth letters', 'ｐｅｒｓｏｎ@example.com'],
-      ['a KELVIN SIGN in the local part', '\u212Aate@example.com'],
-      ['an accented local part', 'pérson@example.com'],
-      ['an IDN domain', 'person@exämple.com'],
-      ['a Cyrillic а in the domain', 'person@exаmple.com'],
-      ['a zero-width space', 'per\u200Bson@example.com'],
-      ['a trailing LF', 'person@example.com\n'],
-      ['a CRLF and a header (injection)', 'person@example.com\r\nBcc: victim@example.com'],
-      ['a NUL', 'person\u0000@example.com'],
-      ['a leading space', ' person@example.com'],
-      ['two @', 'person@@example.com'],
-      ['a display name', 'Person <person@example.com>'],
-      ['a quoted local part', '"person"@example.com'],
-      ['no dot in the domain', 'person@localhost'],
-      ['an IP literal domain', 'person@[127.0.0.1]']
-    ]
-    for (const [name, email] of refused) {
+    for (const [name, email] of refusedEmails) {
       const response = await register(app, newUser({ email, password }))
       assertAnswer(t, response, invalid, name)
-      t.same(response.json().errors, { email: ['Enter a valid email address.'] }, `${name}: the email is the field at fault`)
+      t.same(response.json().errors, { email: [emailMessage] }, `${name}: the email is the field at fault`)
     }
     await assertStillAnswers(t, app)
+  })
+
+  t.test('addresses at an email change: refused as at registration, and nothing mailed', async (t) => {
+    const { user: registered, tokens } = await registerAndLogin(app, newUser({ email: 'Kate.Owner@Example.com', password }))
+    const other = newUser({ email: 'someone.else@example.com', password })
+    t.equal((await register(app, other)).statusCode, 201)
+    const change = (newEmail: unknown) => app.inject({ method: 'POST', url: '/auth/email/change/', headers: bearer(tokens.access), payload: { password, new_email: newEmail } })
+    const before = await mailTokenState(app, registered.id)
+
+    for (const [name, email] of refusedEmails) {
+      const response = await change(email)
+      assertAnswer(t, response, invalid, name)
+      t.same(response.json().errors, { new_email: [emailMessage] }, `${name}: the new email is the field at fault`)
+    }
+    const cases: Array<[string, string, Expected, Record<string, string[]>?]> = [
+      ['the own address in upper case', 'KATE.OWNER@EXAMPLE.COM', invalid, { new_email: ['This is already your email address.'] }],
+      ['the own address with a KELVIN SIGN', '\u212Aate.Owner@Example.com', invalid, { new_email: [emailMessage] }],
+      ['the own address with a trailing NUL', 'Kate.Owner@Example.com\u0000', invalid, { new_email: [emailMessage] }],
+      ['the own address with a CRLF and a Bcc', 'Kate.Owner@Example.com\r\nBcc: victim@example.com', invalid, { new_email: [emailMessage] }],
+      ['two addresses, comma-separated', 'kate.new@example.com,victim@example.com', invalid, { new_email: [emailMessage] }],
+      ['two addresses, semicolon-separated', 'kate.new@example.com;victim@example.com', invalid, { new_email: [emailMessage] }],
+      ['an address of 255 characters', `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}`, invalid, { new_email: ['Ensure this field has no more than 254 characters.'] }],
+      ['an address of 10,000 characters', `${'a'.repeat(10_000)}@example.com`, invalid, { new_email: ['Ensure this field has no more than 254 characters.'] }],
+      // Another account's address answers as a free one does, and mails nothing: the answer must not tell which addresses exist.
+      ['another account\'s address in upper case', other.email.toUpperCase(), { status: 202 }]
+    ]
+    for (const [name, email, expected, errors] of cases) {
+      const response = await change(email)
+      assertAnswer(t, response, expected, name)
+      if (errors !== undefined) t.same(response.json().errors, errors, `${name}: the field at fault`)
+    }
+    t.same(await mailTokenState(app, registered.id), before, 'no email change token issued')
+    const me = await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })
+    t.equal(me.json().email, registered.email, 'the address is unchanged')
+    await assertStillAnswers(t, app, tokens.access)
+  })
+
+  t.test('addresses at a password reset: the same answer for every one, a mail only for the account\'s own', async (t) => {
+    const { user: registered } = await registerAndLogin(app, newUser({ email: 'Reset.Kate@Example.com', password }))
+    const reset = (email: string) => app.inject({ method: 'POST', url: '/auth/password/reset/', payload: { email } })
+    const accepted = { detail: 'If an account has this address, a password reset mail is on its way.' }
+    const resets = async () => (await mailTokenState(app, registered.id)).filter((row) => row.kind === 'password_reset')
+    const lookalikes: Array<[string, string]> = [
+      ['a fullwidth @', 'Reset.Kate＠Example.com'],
+      ['a small commercial at U+FE6B', 'Reset.Kate﹫Example.com'],
+      ['fullwidth letters', 'Ｒｅｓｅｔ.Owner@Example.com'],
+      ['a Cyrillic а in the domain', 'Reset.Kate@Exаmple.com'],
+      ['a zero-width space', 'Reset\u200B.Kate@Example.com'],
+      ['a soft hyphen', 'Reset.Ka\u00ADte@Example.com'],
+      ['a trailing LF', 'Reset.Kate@Example.com\n'],
+      ['a CRLF and a Bcc', 'Reset.Kate@Example.com\r\nBcc: victim@example.com'],
+      ['a NUL', 'Reset.Kate@Example.com\u0000'],
+      ['a NUL inside', 'Reset.Kate\u0000@Example.com'],
+      ['a lone surrogate', 'Reset.Kate@Example.com\uD800'],
+      ['a leading space', ' Reset.Kate@Example.com'],
+      ['a trailing space', 'Reset.Kate@Example.com '],
+      ['a trailing dot on the domain', 'Reset.Kate@Example.com.'],
+      ['a display name', 'Reset <Reset.Kate@Example.com>'],
+      ['a quoted local part', '"Reset.Kate"@Example.com'],
+      ['a percent-encoded @', 'Reset.Kate%40Example.com'],
+      ['a SQL LIKE wildcard for the local part', '%@example.com'],
+      ['a SQL LIKE wildcard for one character', 'reset.kat_@example.com'],
+      ['SQL in the address', "Reset.Kate@Example.com' OR '1'='1"],
+      ['two addresses, comma-separated', 'Reset.Kate@Example.com,attacker@example.com']
+    ]
+    for (const [name, email] of lookalikes) {
+      const response = await reset(email)
+      assertAnswer(t, response, { status: 202 }, name)
+      t.same(response.json(), accepted, `${name}: the one answer`)
+    }
+    t.same(await resets(), [], 'no reset token issued for a look-alike')
+    assertAnswer(t, await reset(`${'a'.repeat(10_000)}@example.com`), invalid, 'an address of 10,000 characters')
+    // The address is one in any case; the key is toLowerCase(), which maps a KELVIN SIGN to k. Either way the
+    // mail goes to the address the account has, not to the one sent.
+    const sameAddress: Array<[string, string]> = [
+      ['the address in upper case', 'RESET.KATE@EXAMPLE.COM'],
+      ['a KELVIN SIGN for the k', 'Reset.Kate@Example.com'.replace('K', '\u212A')]
+    ]
+    for (const [name, email] of sameAddress) {
+      t.same((await reset(email)).json(), accepted, name)
+      t.equal((await resets()).filter((row) => row.consumedAt === null).length, 1, `${name}: one live reset token`)
+    }
+    t.same((await resets()).map((row) => row.email), ['Reset.Kate@example.com', 'Reset.Kate@example.com'], 'each to the address the account has')
+    await assertStillAnswers(t, app)
+  })
+
+  t.test('addresses sent with a mailed code: only the one mailed finds it, and a look-alike counts no attempt', async (t) => {
+    const { body: owner, user: registered, tokens } = await registerAndLogin(app, newUser({ email: 'Code.Owner@Example.com', password }))
+    const live = await issueMailToken(app, registered.id, 'email_verify', owner.email)
+    const before = await mailTokenState(app, registered.id)
+    const verify = (email: string, code = live.code) => app.inject({ method: 'POST', url: '/auth/email/verify/', payload: { email, code } })
+    const lookalikes: Array<[string, string]> = [
+      ['a fullwidth @', 'Code.Owner＠Example.com'],
+      ['a Cyrillic о in the local part', 'C\u043Ede.Owner@Example.com'],
+      ['a zero-width space', 'Code.Owner\u200B@Example.com'],
+      ['a trailing space', 'Code.Owner@Example.com '],
+      ['a trailing LF', 'Code.Owner@Example.com\n'],
+      ['a NUL', 'Code.Owner@Example.com\u0000'],
+      ['a lone surrogate', 'Code.Owner@Example.com\uD800'],
+      ['a SQL LIKE wildcard', '%@example.com'],
+      ['SQL in the address', "x' OR '1'='1"],
+      ['another account\'s address', 'someone.else@example.com']
+    ]
+    for (const [name, email] of lookalikes) {
+      const response = await verify(email)
+      assertAnswer(t, response, invalid, name)
+      t.same(response.json().errors, { code: ['Invalid or expired code.'] }, `${name}: the code is the field at fault`)
+    }
+    t.same(await mailTokenState(app, registered.id), before, 'the token is live, and no attempt was counted against its code')
+    t.equal((await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })).json().email_verified, false, 'the address is not verified')
+    t.equal((await verify(owner.email.toUpperCase())).statusCode, 204, 'the address mailed, in upper case, with the code: verified')
+    await assertStillAnswers(t, app, tokens.access)
   })
 
   t.test('logging in by any form of the name or the email', async (t) => {

@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
-import { assertAnswer, assertStillAnswers, type Expected } from './cases.js'
+import { assertAnswer, assertStillAnswers, issueMailToken, mailTokenState, proofKinds, proofRoutes, type Expected } from './cases.js'
 
 /** base64url of a value's JSON, or of a string taken as the raw JSON text. */
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -268,5 +268,63 @@ t.test('hostile JWTs', async (t) => {
     assertAnswer(t, await app.inject({ method: 'POST', url: '/auth/logout/', payload: { refresh: tokens.access } }), invalid, 'access to logout')
     t.equal((await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })).statusCode, 200, 'the access token still works')
     t.equal((await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: tokens.refresh } })).statusCode, 200, 'the refresh token still works')
+  })
+
+  t.test('the mail routes: a hostile bearer token, and a JWT where a mailed token belongs', async (t) => {
+    const owner = await registerAndLogin(app)
+    const ownerClaims = claimsOf(owner.tokens.access)
+    const [ownerHeader, ownerPayload, ownerSignature] = owner.tokens.access.split('.') as [string, string, string]
+    for (const kind of Object.values(proofKinds)) await issueMailToken(app, owner.user.id, kind, owner.body.email)
+    const before = await mailTokenState(app, owner.user.id)
+
+    const bearers: Array<[string, string, Expected]> = [
+      ['alg none', jws({ alg: 'none', typ: 'JWT' }, ownerClaims), invalid],
+      ['alg none keeping the real signature', `${b64({ alg: 'none', typ: 'JWT' })}.${ownerPayload}.${ownerSignature}`, invalid],
+      ['HS256 keyed with the public key PEM', hs256(header, ownerPayload, publicPem), invalid],
+      ['jwk embedding the attacker key', byAttacker({ jwk: attackerJwk }, ownerClaims), invalid],
+      ['claims from another user over this user\'s signature', `${ownerHeader}.${payloadSegment}.${ownerSignature}`, invalid],
+      ['a signature one character short', owner.tokens.access.slice(0, -1), invalid],
+      ['the refresh token', owner.tokens.refresh, invalid],
+      ['expired', signed({ ...ownerClaims, iat: now - 120, exp: now - 60 }), expired]
+    ]
+    // The email change carries the right password: a hostile token must stop it before the body is read.
+    const protectedRoutes: Array<[string, object | undefined]> = [
+      ['/auth/email/verify/resend/', undefined],
+      ['/auth/email/change/', { password: owner.body.password, new_email: `new-${owner.body.email}` }]
+    ]
+    for (const [url, payload] of protectedRoutes) {
+      for (const [name, token, expected] of bearers) {
+        const response = await app.inject({ method: 'POST', url, headers: bearer(token), ...(payload === undefined ? {} : { payload }) })
+        assertAnswer(t, response, expected, `${url} ${name}`)
+        t.match(response.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/, `${url} ${name}: the challenge`)
+      }
+    }
+
+    // A mailed token is 32 random bytes, not a JWT: one there is refused as any other wrong token, long ones by the body rules.
+    const shortJwt = jws({ alg: 'EdDSA' }, { sub: String(owner.user.id) }, serviceKey.privateKey)
+    t.ok(shortJwt.length <= 128, `a JWT signed by the service within the 128 characters of a mailed token (${shortJwt.length})`)
+    const wrongToken = { token: ['Invalid or expired token.'] }
+    const tooLong = { token: ['Ensure this field has no more than 128 characters.'] }
+    const proofs: Array<[string, string, Record<string, string[]>]> = [
+      ['the access token', owner.tokens.access, tooLong],
+      ['the refresh token', owner.tokens.refresh, tooLong],
+      ['a JWT signed by the service', shortJwt, wrongToken],
+      ['a JWT with alg none', jws({ alg: 'none' }, { sub: String(owner.user.id) }), wrongToken],
+      ['a JWT with a NUL after it', `${shortJwt.slice(0, 100)}\u0000`, wrongToken],
+      ['a JWT with %00 between its segments', shortJwt.replace('.', '%00.').slice(0, 128), wrongToken],
+      ['only dots', '..', wrongToken],
+      ['the access token\'s header alone', ownerHeader, wrongToken]
+    ]
+    for (const url of proofRoutes) {
+      for (const [name, token, errors] of proofs) {
+        const payload = url === '/auth/password/reset/confirm/' ? { token, new_password: 'a brand new passphrase' } : { token }
+        const response = await app.inject({ method: 'POST', url, payload })
+        assertAnswer(t, response, { status: 400, code: 'invalid_request' }, `${url} ${name}`)
+        t.same(response.json().errors, errors, `${url} ${name}: the token is the field at fault`)
+      }
+    }
+    t.same(await mailTokenState(app, owner.user.id), before, 'no mail token issued or used')
+    assertAnswer(t, await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: owner.body.username, password: owner.body.password } }), ok, 'the password is unchanged')
+    await assertStillAnswers(t, app, owner.tokens.access)
   })
 })

@@ -25,18 +25,31 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
   const document = response.json() as { openapi: string, paths: Record<string, Record<string, Operation>>, components: { securitySchemes: Record<string, unknown> } }
   t.equal(document.openapi, '3.1.0')
   t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+  for (const [path, methods] of Object.entries(document.paths).filter(([path]) => path.startsWith('/admin/'))) {
+    for (const [method, operation] of Object.entries(methods)) {
+      t.same([operation.tags, operation.security], [['admin'], [{ adminToken: [] }]], `${method} ${path}: the admin tag and token, documented even while ADMIN_TOKEN is unset`)
+    }
+  }
 
   const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, operation })))
   t.same(operations.map(({ name }) => name).sort(), [
+    'DELETE /admin/users/',
+    'DELETE /admin/users/{id}',
+    'DELETE /admin/users/{id}/sessions/',
     'DELETE /auth/me/',
     'DELETE /auth/sessions/{id}',
     'GET /.well-known/jwks.json',
+    'GET /admin/users/',
+    'GET /admin/users/{id}',
     'GET /auth/me/',
     'GET /auth/sessions/',
     'GET /health',
     'GET /health/live',
     'GET /health/ready',
+    'PATCH /admin/users/{id}',
+    'POST /admin/users/',
+    'POST /admin/users/{id}/sessions/',
     'POST /auth/email/change/',
     'POST /auth/email/change/confirm/',
     'POST /auth/email/verify/',

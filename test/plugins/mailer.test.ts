@@ -147,6 +147,10 @@ t.test('MAIL_TEMPLATES_DIR replaces one template, and a broken one fails the sta
   t.match(mail.text, /Code: [0-9]{6}/, 'the other parts are the built-in ones')
   t.match(mail.html, /Acme/)
 
+  await server.close()
+  await server.mailer.deliver()
+  t.pass('a delivery asked for after the close does nothing')
+
   const broken = t.testdir({ 'email_verify.txt': 'Hello {{nobody}}' })
   await t.rejects(build(t, await testEnvironment(t, { MAIL_TEMPLATES_DIR: broken })), /nobody/)
 })

@@ -37,6 +37,14 @@ t.test('profiles are read once, then served from memory until their TTL', async 
   await app.usersRepository.profile(second)
   await app.usersRepository.profile(third)
   t.equal((await app.usersRepository.profile(id))?.email, 'again@example.com', 'evicted by newer profiles past cacheSize')
+
+  // A failure that is not a taken name or address is the database's, and passes through as it is.
+  const broken = { username: 'nul', email: 'nul@example.com', passwordHash: 'a\u0000b' }
+  const failures = await Promise.all([
+    app.usersRepository.create(broken),
+    app.db.transaction((tx) => app.usersRepository.changeEmail(tx, id, 'nul\u0000@example.com'))
+  ].map((attempt) => attempt.then(() => 'resolved', (error: { statusCode?: number }) => error.statusCode)))
+  t.same(failures, [undefined, undefined], 'rejected, and not as a 409')
 })
 
 t.test('users registered before username_skeleton get their confusable key; of two that look alike, the later keeps none', async (t) => {

@@ -190,3 +190,10 @@ t.test('RATE_LIMIT_MAIL limits email changes per user too, whatever the client',
   t.same(statuses, [202, 202, 429], 'two mails, then the user waits on a third address')
   t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /auth_throttled_total\{limit="mail"\} 1/)
 })
+
+t.test('wrong passwords at an email change count as failed logins', async (t) => {
+  const app = await build(t, await testEnvironment(t, { RATE_LIMIT: 'on', LOGIN_FAILURES_PER_CLIENT: '2/15m' }))
+  const { body, tokens } = await registerAndLogin(app)
+  const change = (password: string) => app.inject({ method: 'POST', url: '/auth/email/change/', headers: bearer(tokens.access), payload: { password, new_email: 'elsewhere@example.org' } })
+  t.same([(await change('guess one')).statusCode, (await change('guess two')).statusCode, (await change(body.password)).statusCode], [400, 400, 429])
+})
