@@ -150,9 +150,10 @@ export default fp<SessionOptions>(async (fastify, options) => {
       const started = await db.transaction(async (tx) => {
         if (!await usersRepository.holdCredentials(tx, user.id, passwordHash)) return false
         await prepared(tx.with(session).insert(tokens).values([access.row, refresh.row]))
-        await usersRepository.recordLogin(tx, user.id)
         return true
       })
+      // After the commit: inside, this update of the row held FOR SHARE would deadlock two logins of one user.
+      if (started) await usersRepository.recordLogin(user.id)
       return started ? { pair: toPair(access, refresh), sessionId } : undefined
     },
 

@@ -81,8 +81,8 @@ export interface UsersRepository {
   changeEmail: (tx: Database, id: number, email: string) => Promise<void>
   /** In tx: the user is disabled, or enabled again; answers whether the user exists. */
   setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<boolean>
-  /** In tx: records a login that opened a session. */
-  recordLogin: (tx: Database, id: number) => Promise<void>
+  /** Records a login that opened a session. */
+  recordLogin: (id: number) => Promise<void>
   /** In tx: deletes the user's row; its sessions, tokens and mailed tokens go with it. Answers whether there was one. */
   delete: (tx: Database, id: number) => Promise<boolean>
   /** Users matching the filter, by id. */
@@ -254,8 +254,8 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       return updated.length > 0
     },
 
-    async recordLogin (tx, id) {
-      await prepared(tx.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, id)))
+    async recordLogin (id) {
+      await prepared(db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, id)))
     },
 
     async delete (tx, id) {

@@ -120,3 +120,16 @@ t.test('login', async (t) => {
     t.equal(typed.statusCode, 400)
   })
 })
+
+t.test('logins of one user at once all open a session, and the last is recorded', async (t) => {
+  const app = await build(t)
+  const body = newUser()
+  const { id } = (await app.inject({ method: 'POST', url: '/auth/register/', payload: body })).json()
+  const before = new Date()
+  const answers = await Promise.all(Array.from({ length: 8 }, () =>
+    app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })))
+  t.same(answers.map((answer) => answer.statusCode), Array(8).fill(200))
+  t.equal(await app.db.$count(sessions, eq(sessions.userId, id)), 8)
+  const [row] = await app.db.select({ lastLoginAt: users.lastLoginAt }).from(users).where(eq(users.id, id))
+  t.ok(row!.lastLoginAt! >= before, 'last_login_at is set')
+})
