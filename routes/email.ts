@@ -1,15 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { mailedProof, proofError } from '../plugins/mail-tokens.js'
-import { accountOf } from '../plugins/throttle.js'
-import { clientKey } from '../src/client-address.js'
 import { fieldErrors, messages, throttledError } from '../src/errors.js'
 import { emailKey, validEmail } from '../src/identity.js'
 import { Accepted, EmailChangeBody, EmailChangeConfirmBody, EmailVerifyBody, ErrorBody, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
 
 const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { accountMail, mailTokens, passwordHasher, usersRepository } = fastify
-  const { failedLogins } = fastify.throttle
+  const { accountMail, mailTokens, usersRepository } = fastify
 
   fastify.post('/auth/email/verify/', {
     onRequest: fastify.throttle.mailConfirm,
@@ -44,24 +41,7 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { user_id: userId } = request.user
     const { password, new_email: newEmail } = request.body
-    // The password is a guess like a login's, against the same budget, as at a password change.
-    const attempt = await failedLogins.reserve(accountOf(userId), clientKey(request.ip), true).catch((error: unknown) => {
-      fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
-      request.log.warn({ userId, client: request.ip }, 'email change throttled: too many failures')
-      throw error
-    })
-    let user
-    try {
-      user = await usersRepository.findById(userId)
-      if (user === undefined || !await passwordHasher.verify(user.passwordHash, password)) {
-        await attempt.failed()
-        request.log.warn({ userId, client: request.ip }, 'email change failed: wrong password')
-        throw fieldErrors({ password: [messages.wrongPassword] })
-      }
-      await attempt.succeeded()
-    } finally {
-      await attempt.release()
-    }
+    const user = await fastify.reauthenticate(request, password, 'password', 'email change')
     if (!validEmail(newEmail)) throw fieldErrors({ new_email: [messages.invalidEmail] })
     if (emailKey(newEmail) === emailKey(user.email)) throw fieldErrors({ new_email: [messages.sameEmail] })
     // An address another account has gets the same answer and no mail: this must not tell which addresses exist.

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { accountOf } from '../plugins/throttle.js'
-import { clientKey } from '../src/client-address.js'
 import { fieldErrors, messages } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
 import { Accepted, ErrorBody, PasswordChangeBody, PasswordResetBody, PasswordResetConfirmBody, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
@@ -9,7 +7,6 @@ import { mailedProof, proofError } from '../plugins/mail-tokens.js'
 
 const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accountMail, db, mailTokens, passwordHasher, sessionManager, usersRepository } = fastify
-  const { failedLogins } = fastify.throttle
 
   fastify.post('/auth/password/change/', {
     onRequest: [fastify.throttle.passwordChange, fastify.authenticate],
@@ -18,27 +15,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { user_id: userId, sid } = request.user
     const { current_password: currentPassword, new_password: newPassword } = request.body
-    // The current password is a guess like a login's, against the same budget: one account, one count.
-    // An authenticated session is at least a known device: failures from elsewhere must not keep its owner from
-    // changing the password (only this client's own failures, and the per-user limit, do).
-    const attempt = await failedLogins.reserve(accountOf(userId), clientKey(request.ip), true).catch((error: unknown) => {
-      fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
-      request.log.warn({ userId, client: request.ip }, 'password change throttled: too many failures')
-      throw error
-    })
-    let user
-    try {
-      user = await usersRepository.findById(userId)
-      if (user === undefined || !await passwordHasher.verify(user.passwordHash, currentPassword)) {
-        await attempt.failed()
-        request.log.warn({ userId, sessionId: sid, client: request.ip }, 'password change failed: wrong current password')
-        throw fieldErrors({ current_password: [messages.wrongCurrentPassword] })
-      }
-      await attempt.succeeded()
-    } finally {
-      // Gives back an attempt that ended in neither outcome, such as a busy hasher.
-      await attempt.release()
-    }
+    const user = await fastify.reauthenticate(request, currentPassword, 'current_password', 'password change')
     const errors = registrationErrors({ username: user.username, email: user.email, password: newPassword }).password
     if (errors !== undefined) throw fieldErrors({ new_password: errors })
 

@@ -11,6 +11,7 @@ import mailer from '../plugins/mailer.js'
 import metrics from '../plugins/metrics.js'
 import password from '../plugins/password.js'
 import purgeSchedule from '../plugins/purge-schedule.js'
+import reauthenticate from '../plugins/reauthenticate.js'
 import redis from '../plugins/redis.js'
 import revocations from '../plugins/revocations.js'
 import sessions from '../plugins/sessions.js'
@@ -74,6 +75,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
   await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix, exempt: config.rateLimitExempt })
+  await fastify.register(reauthenticate)
 
   // JSON only: Fastify's built-in text/plain parser would hand strings to the JSON schemas.
   fastify.removeContentTypeParser('text/plain')
