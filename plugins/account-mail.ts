@@ -38,6 +38,8 @@ export interface AccountMail {
   resendVerification: (user: Recipient & { emailVerified: boolean }) => Promise<number>
   /** A confirmation mail to the new address and a notice to the old one. */
   requestEmailChange: (user: Recipient, newEmail: string) => Promise<void>
+  /** The notice to the old address of a change made by an operator. */
+  notifyEmailChanged: (user: Recipient, newEmail: string) => Promise<void>
   /** Resolves once every requestReset started so far has finished. */
   settled: () => Promise<void>
   /**
@@ -92,6 +94,8 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
     email_change: emailChangeTtl
   }
   const pending = new Set<Promise<void>>()
+  const noticeOfChange = (tx: Database, user: Recipient, newEmail: string) =>
+    mailer.enqueue(tx, { kind: 'email_change_notice', to: user.email, variables: { username: user.username, new_email: maskEmail(newEmail) } })
 
   const service: AccountMail = {
     async sendToken (tx, user, kind, to) {
@@ -156,9 +160,13 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
     async requestEmailChange (user, newEmail) {
       await db.transaction(async (tx) => {
         await service.sendToken(tx, user, 'email_change', newEmail)
-        await mailer.enqueue(tx, { kind: 'email_change_notice', to: user.email, variables: { username: user.username, new_email: maskEmail(newEmail) } })
+        await noticeOfChange(tx, user, newEmail)
       })
       fastify.log.info({ userId: user.id }, 'email change requested')
+    },
+
+    async notifyEmailChanged (user, newEmail) {
+      await db.transaction((tx) => noticeOfChange(tx, user, newEmail))
     },
 
     async settled () {

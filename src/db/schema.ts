@@ -61,6 +61,8 @@ export const tokens = pgTable('tokens', {
   replacedBy: uuid('replaced_by')
 }, (table) => [
   index('tokens_session_id_idx').on(table.sessionId),
+  // A user's tokens, when the user is deleted: the tombstones and the cascade.
+  index('tokens_user_id_idx').on(table.userId),
   index('tokens_revoked_expires_at_idx').on(table.expiresAt).where(sql`${table.revokedAt} is not null`),
   check('tokens_type_check', sql`${table.type} in ('access', 'refresh')`)
 ])
@@ -127,6 +129,8 @@ export const mailOutbox = pgTable('mail_outbox', {
   lastError: text('last_error')
 }, (table) => [
   index('mail_outbox_queued_idx').on(table.nextAttemptAt).where(sql`${table.status} = 'queued'`),
+  // The mails of a deleted user.
+  index('mail_outbox_recipient_idx').on(table.recipient),
   check('mail_outbox_status_check', sql`${table.status} in ('queued', 'sent', 'failed')`)
 ])
 

@@ -248,7 +248,7 @@ const builtInSources: Record<MailKind, Record<Part, string>> = {
   ], 'If it was not you, reset your password right away and contact support.'),
   account_deleted: notice('Your account for {{app_name}} was deleted', [
     'Your account for {{app_name}} and everything it held were deleted, and every session was signed out. This is the last mail you get from us about it.'
-  ], 'If it was not you, someone knew your password: register again and contact support.')
+  ], 'If you did not ask for this, contact support.')
 }
 
 /** Parsed once, at import: a mistake in them fails every test. */

@@ -1,6 +1,8 @@
 // The admin API: users, cohorts for load tests, sessions; ADMIN_TOKEN or nothing.
 import { hash } from '@node-rs/argon2'
+import { and, eq } from 'drizzle-orm'
 import t from 'tap'
+import { mailOutbox, users } from '../../src/db/schema.js'
 import { bearer, build, claimsOf, newUser, registerAndLogin, testEnvironment } from '../helper.js'
 
 const adminToken = 'an-admin-token-of-at-least-32-characters'
@@ -105,6 +107,12 @@ t.test('the admin API', async (t) => {
     t.same((await call('PATCH', `/admin/users/${user.id}`, { email: 'not an address' })).json().errors, { email: ['Enter a valid email address.'] })
     const renamed = await call('PATCH', `/admin/users/${user.id}`, { username: `${body.username}x`, email: `x${body.email}`, email_verified: true })
     t.match(renamed.json(), { username: `${body.username}x`, email: `x${body.email}`, email_verified: true })
+    const [notice] = await app.db.select().from(mailOutbox).where(and(eq(mailOutbox.recipient, body.email), eq(mailOutbox.kind, 'email_change_notice')))
+    t.ok(notice, 'the old address hears of the change')
+    // A name older rules allowed: the user can still be disabled, its name unchecked since it does not change.
+    await app.db.update(users).set({ username: 'old name' }).where(eq(users.id, user.id))
+    t.equal((await call('PATCH', `/admin/users/${user.id}`, { disabled: true })).statusCode, 200)
+    await call('PATCH', `/admin/users/${user.id}`, { disabled: false, username: `${body.username}x` })
     t.equal((await call('PATCH', '/admin/users/999999', { disabled: true })).statusCode, 404)
 
     const fresh = (await login(`${body.username}x`, body.password)).json()
