@@ -97,6 +97,26 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
   const noticeOfChange = (tx: Database, user: Recipient, newEmail: string) =>
     mailer.enqueue(tx, { kind: 'email_change_notice', to: user.email, variables: { username: user.username, new_email: maskEmail(newEmail) } })
 
+  /** What a reset request does once it has been answered. */
+  async function sendReset (email: string): Promise<void> {
+    const user = await usersRepository.findByEmail(email)
+    if (user === undefined) {
+      fastify.log.info('password reset not mailed: no user has that address')
+      return
+    }
+    if (user.disabled) {
+      fastify.log.warn({ userId: user.id }, 'password reset not mailed: the account is disabled')
+      return
+    }
+    const sent = await db.transaction(async (tx) => {
+      if ((await mailTokens.issuedWithin(tx, user.id, 'password_reset', 3600_000)).length >= resetsPerHour) return false
+      await service.sendToken(tx, user, 'password_reset', user.email)
+      return true
+    })
+    if (sent) fastify.log.info({ userId: user.id }, 'password reset mailed')
+    else fastify.log.warn({ userId: user.id }, `password reset not mailed: ${resetsPerHour} already within the hour`)
+  }
+
   const service: AccountMail = {
     async sendToken (tx, user, kind, to) {
       const issued = await mailTokens.issue(tx, user.id, kind, to, lifetimes[kind])
@@ -121,26 +141,10 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
     },
 
     requestReset (email) {
-      const work = (async () => {
-        const user = await usersRepository.findByEmail(email)
-        if (user === undefined) {
-          fastify.log.info('password reset not mailed: no user has that address')
-          return
-        }
-        if (user.disabled) {
-          fastify.log.warn({ userId: user.id }, 'password reset not mailed: the account is disabled')
-          return
-        }
-        const sent = await db.transaction(async (tx) => {
-          if ((await mailTokens.issuedWithin(tx, user.id, 'password_reset', 3600_000)).length >= resetsPerHour) return false
-          await service.sendToken(tx, user, 'password_reset', user.email)
-          return true
-        })
-        if (sent) fastify.log.info({ userId: user.id }, 'password reset mailed')
-        else fastify.log.warn({ userId: user.id }, `password reset not mailed: ${resetsPerHour} already within the hour`)
-      })().catch((error: unknown) => fastify.log.error({ err: error }, 'password reset request failed'))
+      const work: Promise<void> = sendReset(email)
+        .catch((error: unknown) => { fastify.log.error({ err: error }, 'password reset request failed') })
+        .finally(() => { pending.delete(work) })
       pending.add(work)
-      work.finally(() => pending.delete(work)).catch(() => {})
     },
 
     async resendVerification (user) {

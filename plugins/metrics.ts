@@ -131,7 +131,7 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
   // The mailer registers after this plugin; by the time anyone scrapes, it is there.
-  new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(fastify.hasDecorator('mailer') ? await fastify.mailer.queued() : 0) } })
+  new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(await fastify.mailer.queued()) } })
   /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),

@@ -2,7 +2,7 @@
 import { eq, sql } from 'drizzle-orm'
 import t from 'tap'
 import { mailOutbox, mailTokens, sessions, users } from '../../src/db/schema.js'
-import { bearer, build, postgresUrl, registerAndLogin, testEnvironment } from '../helper.js'
+import { bearer, build, closeDatabase, postgresUrl, registerAndLogin, testEnvironment } from '../helper.js'
 import { codeOf, mailEnvironment, mailsTo, startMailServer, tokenOf } from '../mail-server.js'
 
 /** The rows of db.execute(): an array on postgres.js, `{ rows }` on PGlite. */
@@ -227,4 +227,14 @@ t.test('a reset revokes the sessions on every instance within a second', {
   }
   t.equal(status, 401, `refused by the other instance after ${Date.now() - started} ms`)
   t.equal((await two.db.select({ id: users.id }).from(users).where(eq(users.username, body.username))).length, 1)
+})
+
+t.test('a reset request the database fails after the answer is logged, and the answer is still the 202', async (t) => {
+  const app = await build(t)
+  const errors = t.capture(app.log, 'error')
+  await closeDatabase(app)
+  const answer = await app.inject({ method: 'POST', url: '/auth/password/reset/', payload: { email: 'someone@example.com' } })
+  t.equal(answer.statusCode, 202)
+  await app.accountMail.settled()
+  t.ok(errors().some((call) => call.args[1] === 'password reset request failed'))
 })

@@ -52,6 +52,7 @@ t.test('defaults', async (t) => {
       passwordChange: { max: 10, window: 3_600_000 },
       verify: { max: 600, window: 60_000 },
       mail: { max: 10, window: 3_600_000 },
+      admin: { max: 600, window: 60_000 },
       loginFailuresPerClient: { max: 10, window: 900_000 },
       loginFailuresPerAccount: { max: 100, window: 3_600_000 }
     },
@@ -68,7 +69,9 @@ t.test('defaults', async (t) => {
       verifyTokenTtl: 86400,
       links: { passwordReset: undefined, emailVerify: undefined, emailChange: undefined }
     },
-    requireVerifiedEmail: false
+    requireVerifiedEmail: false,
+    adminToken: undefined,
+    rateLimitExempt: []
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -119,7 +122,10 @@ t.test('reads every variable', async (t) => {
     EMAIL_VERIFY_URL: 'acme://verify#token={token}',
     EMAIL_CHANGE_URL: 'https://acme.example/email?t={token}',
     REQUIRE_VERIFIED_EMAIL: 'on',
-    RATE_LIMIT_MAIL: '3/1m'
+    RATE_LIMIT_MAIL: '3/1m',
+    ADMIN_TOKEN: 'an-admin-token-of-at-least-32-characters',
+    RATE_LIMIT_ADMIN: '100/1m',
+    RATE_LIMIT_EXEMPT: '10.1.0.0/16, 192.0.2.7'
   })
   t.match(config, {
     port: 8080,
@@ -151,7 +157,8 @@ t.test('reads every variable', async (t) => {
       refresh: { max: 1000, window: 60_000 },
       loginFailuresPerClient: { max: 3, window: 86_400_000 },
       loginFailuresPerAccount: { max: 50, window: 7_200_000 },
-      mail: { max: 3, window: 60_000 }
+      mail: { max: 3, window: 60_000 },
+      admin: { max: 100, window: 60_000 }
     },
     redisUrl: 'redis://cache.internal:6379/2',
     redisKeyPrefix: 'auth-eu:',
@@ -165,7 +172,9 @@ t.test('reads every variable', async (t) => {
       verifyTokenTtl: 2 * 86400,
       links: { passwordReset: 'https://acme.example/reset#token={token}', emailVerify: 'acme://verify#token={token}', emailChange: 'https://acme.example/email?t={token}' }
     },
-    requireVerifiedEmail: true
+    requireVerifiedEmail: true,
+    adminToken: 'an-admin-token-of-at-least-32-characters',
+    rateLimitExempt: ['10.1.0.0/16', '192.0.2.7']
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -239,7 +248,10 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ EMAIL_VERIFY_URL: 'not a url {token}' }, [/^EMAIL_VERIFY_URL: /]],
     [{ REQUIRE_VERIFIED_EMAIL: 'yes' }, [/^REQUIRE_VERIFIED_EMAIL: /]],
     [{ RATE_LIMIT_MAIL: '10/400d' }, [/^RATE_LIMIT_MAIL: the window must be at most 366d$/]],
-    [{ APP_NAME: 'x'.repeat(101) }, [/^APP_NAME: /]]
+    [{ APP_NAME: 'x'.repeat(101) }, [/^APP_NAME: /]],
+    [{ ADMIN_TOKEN: 'hunter2-is-too-short' }, [/^ADMIN_TOKEN: must not have fewer than 32 characters$/]],
+    [{ RATE_LIMIT_ADMIN: 'lots' }, [/^RATE_LIMIT_ADMIN: /]],
+    [{ RATE_LIMIT_EXEMPT: '10.0.0.0/8, 0.0.0.0/0' }, [/^RATE_LIMIT_EXEMPT: must be addresses or CIDR ranges of at least one bit, comma-separated; not "0\.0\.0\.0\/0"$/]]
   ]
   for (const [environment, expected] of cases) {
     const error = configError(environment)
