@@ -135,3 +135,55 @@ export const mailOutbox = pgTable('mail_outbox', {
 ])
 
 export type User = typeof users.$inferSelect
+
+export const eventActors = ['user', 'admin', 'system'] as const
+
+/**
+ * The audit trail: what happened to accounts and sessions, by whom, from where. Written off the requests'
+ * paths in batches. Never a password, a token, a code or a hash; `detail` never names anyone, and the
+ * address and user agent of a deleted user's events are erased. Purged after AUDIT_RETENTION.
+ */
+export const authEvents = pgTable('auth_events', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  createdAt: timestamptz('created_at').notNull(),
+  type: text('type').notNull(),
+  /** No foreign key: events outlive their users. */
+  userId: integer('user_id'),
+  sessionId: uuid('session_id'),
+  actor: text('actor', { enum: eventActors }).notNull(),
+  ip: text('ip'),
+  userAgent: text('user_agent'),
+  detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({})
+}, (table) => [
+  index('auth_events_user_id_idx').on(table.userId, table.id),
+  index('auth_events_type_idx').on(table.type, table.id),
+  index('auth_events_created_at_idx').on(table.createdAt),
+  check('auth_events_actor_check', sql`${table.actor} in ('user', 'admin', 'system')`)
+])
+
+/**
+ * Webhook deliveries to make: one row per event and target URL, queued in the transaction of the change that
+ * caused the event; a worker on every instance posts them, signed, retrying with backoff. The same
+ * message id on every attempt, for receivers to deduplicate on. The payload is erased once delivered or failed.
+ */
+export const webhookOutbox = pgTable('webhook_outbox', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  /** The `webhook-id` header: the same on every attempt. */
+  messageId: text('message_id').notNull(),
+  url: text('url').notNull(),
+  type: text('type').notNull(),
+  /** The JSON body as sent, so that every attempt signs the same bytes. */
+  payload: text('payload'),
+  userId: integer('user_id'),
+  status: text('status', { enum: ['queued', 'sent', 'failed'] }).notNull().default('queued'),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: timestamptz('created_at').notNull().defaultNow(),
+  /** When the next attempt may start; while an attempt is under way, when its claim lapses. */
+  nextAttemptAt: timestamptz('next_attempt_at').notNull().defaultNow(),
+  sentAt: timestamptz('sent_at'),
+  lastError: text('last_error')
+}, (table) => [
+  index('webhook_outbox_queued_idx').on(table.nextAttemptAt).where(sql`${table.status} = 'queued'`),
+  index('webhook_outbox_user_id_idx').on(table.userId),
+  check('webhook_outbox_status_check', sql`${table.status} in ('queued', 'sent', 'failed')`)
+])
