@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { MailConfig } from '../src/config.js'
+import type { FastifyRequest } from 'fastify'
 import type { Database } from '../src/db/connect.js'
 import type { MailKind } from '../src/mail/templates.js'
 import { codeLifetime, type MailTokenKind, type MailTokenRow } from './mail-tokens.js'
@@ -29,7 +30,7 @@ export interface AccountMail {
    * Off the request's path, so that the answer and its timing are the same whatever the address: a reset
    * mail to the user of `email`, unless that user had `resetsPerHour` within the hour.
    */
-  requestReset: (email: string) => void
+  requestReset: (email: string, request: FastifyRequest) => void
   /**
    * A new verification mail to the user's address, at most one a minute and `verificationsPerHour` an hour
    * (the registration's mail counts): answers 0 when it is queued or the address is verified already,
@@ -82,7 +83,7 @@ export function humanDuration (seconds: number): string {
 export const maskEmail = (email: string) => `${email.slice(0, 1)}***${email.slice(email.lastIndexOf('@'))}`
 
 export default fp<AccountMailOptions>(async (fastify, { mail }) => {
-  const { db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
+  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
   const links: Record<MailTokenKind, string | undefined> = {
     password_reset: mail.links.passwordReset,
     email_verify: mail.links.emailVerify,
@@ -98,13 +99,14 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
     mailer.enqueue(tx, { kind: 'email_change_notice', to: user.email, variables: { username: user.username, new_email: maskEmail(newEmail) } })
 
   /** What a reset request does once it has been answered. */
-  async function sendReset (email: string): Promise<void> {
+  async function sendReset (email: string, request: FastifyRequest): Promise<void> {
     const user = await usersRepository.findByEmail(email)
     if (user === undefined) {
       fastify.log.info('password reset not mailed: no user has that address')
       return
     }
     if (user.disabled) {
+      audit.record({ type: 'password.reset_requested', userId: user.id, request, detail: { mailed: false, reason: 'account_disabled' } })
       fastify.log.warn({ userId: user.id }, 'password reset not mailed: the account is disabled')
       return
     }
@@ -113,6 +115,7 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
       await service.sendToken(tx, user, 'password_reset', user.email)
       return true
     })
+    audit.record({ type: 'password.reset_requested', userId: user.id, request, detail: sent ? { mailed: true } : { mailed: false, reason: 'hourly_limit' } })
     if (sent) fastify.log.info({ userId: user.id }, 'password reset mailed')
     else fastify.log.warn({ userId: user.id }, `password reset not mailed: ${resetsPerHour} already within the hour`)
   }
@@ -140,8 +143,8 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
       await mailer.enqueue(tx, { kind: 'password_changed', to: user.email, variables: { username: user.username } })
     },
 
-    requestReset (email) {
-      const work: Promise<void> = sendReset(email)
+    requestReset (email, request) {
+      const work: Promise<void> = sendReset(email, request)
         .catch((error: unknown) => { fastify.log.error({ err: error }, 'password reset request failed') })
         .finally(() => { pending.delete(work) })
       pending.add(work)
@@ -214,4 +217,4 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
 
   fastify.decorate('accountMail', service)
   fastify.addHook('preClose', () => service.settled())
-}, { name: 'account-mail', dependencies: ['db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })
+}, { name: 'account-mail', dependencies: ['audit', 'db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })

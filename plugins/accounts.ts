@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Recipient } from './account-mail.js'
+import type { Origin } from './audit.js'
 
 /** Deleting and disabling accounts, for their users and for operators. */
 export interface Accounts {
@@ -8,14 +9,14 @@ export interface Accounts {
    * are refused on every instance at once and after any restart (tombstones keep their ids until their
    * access tokens expire); a notice goes to the address. False when there is no such user.
    */
-  delete: (user: Recipient) => Promise<boolean>
+  delete: (user: Recipient, origin: Origin) => Promise<boolean>
   /**
    * Disables the user: every session revoked on every instance, every mailed token dead; or enables it
    * again (its old sessions stay revoked). False when there is no such user.
    */
-  setDisabled: (userId: number, disabled: boolean) => Promise<boolean>
+  setDisabled: (userId: number, disabled: boolean, origin: Origin) => Promise<boolean>
   /** Deletes every user of a cohort as delete() does, a batch at a time, without notices; answers how many. */
-  deleteCohort: (tag: string) => Promise<number>
+  deleteCohort: (tag: string, origin: Origin) => Promise<number>
 }
 
 /** Users deleted per transaction by deleteCohort. */
@@ -28,24 +29,26 @@ declare module 'fastify' {
 }
 
 export default fp(async (fastify) => {
-  const { db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
+  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
 
   fastify.decorate('accounts', {
-    async delete (user) {
+    async delete (user, origin) {
       const sessions = await db.transaction(async (tx) => {
         const ids = await sessionManager.tombstoneAll(tx, [user.id])
         if (!await usersRepository.delete(tx, user.id)) return undefined
         await mailer.forget(tx, [user.email])
+        await audit.forget(tx, [user.id])
         await mailer.enqueue(tx, { kind: 'account_deleted', to: user.email, variables: { username: user.username } })
         return ids
       })
       if (sessions === undefined) return false
       revocations.remember(sessions)
+      audit.record({ type: 'user.deleted', userId: user.id, ...origin, detail: { revoked_sessions: sessions.length } })
       fastify.log.info({ userId: user.id, revokedSessions: sessions.length }, 'user deleted')
       return true
     },
 
-    async deleteCohort (tag) {
+    async deleteCohort (tag, origin) {
       let deleted = 0
       for (;;) {
         const batch = await usersRepository.cohort(tag, cohortBatch)
@@ -55,15 +58,17 @@ export default fp(async (fastify) => {
           const tombstoned = await sessionManager.tombstoneAll(tx, ids)
           deleted += await usersRepository.deleteMany(tx, ids)
           await mailer.forget(tx, batch.map((user) => user.email))
+          await audit.forget(tx, ids)
           return tombstoned
         })
         revocations.remember(sessions)
+        for (const id of ids) audit.record({ type: 'user.deleted', userId: id, ...origin, detail: { tag } })
       }
       fastify.log.info({ tag, deleted }, 'cohort deleted')
       return deleted
     },
 
-    async setDisabled (userId, disabled) {
+    async setDisabled (userId, disabled, origin) {
       const revoked = await db.transaction(async (tx) => {
         if (!await usersRepository.setDisabled(tx, userId, disabled)) return undefined
         if (!disabled) return []
@@ -72,8 +77,9 @@ export default fp(async (fastify) => {
       })
       if (revoked === undefined) return false
       revocations.remember(revoked)
+      audit.record({ type: disabled ? 'user.disabled' : 'user.enabled', userId, ...origin, detail: disabled ? { revoked_sessions: revoked.length } : {} })
       fastify.log.info({ userId, revokedSessions: revoked.length }, disabled ? 'user disabled' : 'user enabled')
       return true
     }
   } satisfies Accounts)
-}, { name: 'accounts', dependencies: ['db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })
+}, { name: 'accounts', dependencies: ['audit', 'db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })

@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { onRequestHookHandler } from 'fastify'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { Type } from 'typebox'
 import { apiError, errorBody, fieldErrors, messages, notAuthenticated } from '../src/errors.js'
 import { registrationErrors } from '../src/identity.js'
 import {
-  AdminUserDetail, CohortQuery, Deleted, ErrorBody, NewUsersAnswer, NewUsersBody, TokenPair, UserChangesBody,
-  UserId, UserList, UserQuery, bodyErrors, hashingErrors, throttledErrors, toAdminUser
+  AdminUserDetail, CohortQuery, Deleted, ErrorBody, EventList, EventQuery, NewUsersAnswer, NewUsersBody, TokenPair, UserChangesBody,
+  UserId, UserList, UserQuery, bodyErrors, hashingErrors, throttledErrors, toAdminUser, toAuditEvent
 } from '../src/schemas.js'
 
 export interface AdminRouteOptions {
@@ -22,7 +22,7 @@ const anyStrongPassword = '\u0000 stands for a hashed password'
 
 /** The operators' API: users, cohorts for load tests, sessions. Every call is logged with its outcome. */
 const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { adminToken }) => {
-  const { accountMail, accounts, passwordHasher, sessionManager, usersRepository } = fastify
+  const { accountMail, accounts, audit, passwordHasher, sessionManager, usersRepository } = fastify
   const digest = (text: string) => createHash('sha256').update(text).digest()
   const expected = adminToken === undefined ? undefined : digest(`Bearer ${adminToken}`)
 
@@ -40,10 +40,29 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
   const onRequest = [exists, fastify.throttle.admin, authorised]
   fastify.addHook('onResponse', (request, reply, done) => {
     if (expected !== undefined) {
+      const route = `${request.method} ${request.routeOptions.url}`
       request.log.info({ method: request.method, route: request.routeOptions.url, params: request.params, statusCode: reply.statusCode, client: request.ip }, 'admin call')
+      // A refused call is an event too: someone is trying tokens.
+      const { id } = request.params as { id?: string }
+      // A path's id only when it can be a user's: a refused call's path was never validated.
+      const userId = id !== undefined && /^[1-9][0-9]{0,9}$/.test(id) && Number(id) <= 2 ** 31 - 1 ? Number(id) : undefined
+      audit.record({ type: `admin.${reply.statusCode === 401 ? 'refused' : callEvents[route]!}`, actor: 'admin', request, userId, detail: { route, status: reply.statusCode } })
     }
     done()
   })
+  /** The audit event of each call, by method and route. */
+  const callEvents: Record<string, string> = {
+    'GET /admin/users/': 'users.listed',
+    'GET /admin/users/:id': 'user.viewed',
+    'POST /admin/users/': 'users.created',
+    'PATCH /admin/users/:id': 'user.updated',
+    'DELETE /admin/users/:id': 'user.deleted',
+    'DELETE /admin/users/': 'cohort.deleted',
+    'DELETE /admin/users/:id/sessions/': 'sessions.revoked',
+    'POST /admin/users/:id/sessions/': 'session.minted',
+    'GET /admin/events/': 'events.listed'
+  }
+  const byAdmin = (request: FastifyRequest) => ({ actor: 'admin' as const, request })
   const security = [{ adminToken: [] }]
   // Any route may be sent a body, which is parsed: 400, 413 and 415 too.
   const errors = { 401: ErrorBody, 404: ErrorBody, ...bodyErrors, ...throttledErrors }
@@ -96,6 +115,7 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
         if (Object.keys(problems).length > 0) throw fieldErrors(problems)
         const passwordHash = item.password_hash ?? await passwordHasher.hash(item.password!)
         const user = await usersRepository.create({ username: item.username, email: item.email, passwordHash, emailVerified: item.email_verified, tag })
+        audit.record({ type: 'user.registered', userId: user.id, ...byAdmin(request), detail: tag === undefined ? {} : { tag } })
         created.push(toAdminUser((await usersRepository.account(user.id))!))
       } catch (error) {
         const { statusCode, code, errors } = error as { statusCode?: number, code?: string, errors?: Record<string, string[]> }
@@ -120,8 +140,11 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
     if (Object.keys(problems).length > 0) throw fieldErrors(problems)
     await usersRepository.update(id, { username, email, emailVerified })
     // As at a change by the user: the old address hears of it, or an account could be taken over unseen.
-    if (email !== undefined) await accountMail.notifyEmailChanged(current, email)
-    if (disabled !== undefined) await accounts.setDisabled(id, disabled)
+    if (email !== undefined) {
+      await accountMail.notifyEmailChanged(current, email)
+      audit.record({ type: 'email.changed', userId: id, ...byAdmin(request) })
+    }
+    if (disabled !== undefined) await accounts.setDisabled(id, disabled, byAdmin(request))
     return detail(id)
   })
 
@@ -130,14 +153,14 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
     schema: { tags: ['admin'], summary: 'Delete a user as it can delete itself', security, params: UserId, response: { 204: Type.Null(), ...errors } }
   }, async (request, reply) => {
     const user = await usersRepository.findById(idOf(request.params))
-    if (user === undefined || !await accounts.delete(user)) throw notFound()
+    if (user === undefined || !await accounts.delete(user, byAdmin(request))) throw notFound()
     return reply.code(204).send(null)
   })
 
   fastify.delete('/admin/users/', {
     onRequest,
     schema: { tags: ['admin'], summary: 'Delete every user of a cohort; the tag is required, so untagged users are never deleted in bulk', security, querystring: CohortQuery, response: { 200: Deleted, ...errors } }
-  }, async (request) => ({ deleted: await accounts.deleteCohort(request.query.tag) }))
+  }, async (request) => ({ deleted: await accounts.deleteCohort(request.query.tag, byAdmin(request)) }))
 
   fastify.delete('/admin/users/:id/sessions/', {
     onRequest,
@@ -145,7 +168,8 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
   }, async (request, reply) => {
     const id = idOf(request.params)
     if (await usersRepository.account(id) === undefined) throw notFound()
-    await sessionManager.revokeAll(id)
+    const revoked = await sessionManager.revokeAll(id)
+    audit.record({ type: 'logout.all', userId: id, ...byAdmin(request), detail: { revoked_sessions: revoked } })
     return reply.code(204).send(null)
   })
 
@@ -162,7 +186,28 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
     const started = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip }, user.passwordHash)
     /* c8 ignore next: the user deleted, disabled or given a new password in the moment since it was read */
     if (started === undefined) throw notFound()
+    audit.record({ type: 'login.succeeded', userId: id, sessionId: started.sessionId, ...byAdmin(request), detail: { minted: true } })
     return reply.code(201).send(started.pair)
+  })
+
+  fastify.get('/admin/events/', {
+    onRequest,
+    schema: { tags: ['admin'], summary: 'The audit trail, newest first; events reach it within a second', security, querystring: EventQuery, response: { 200: EventList, ...errors } }
+  }, async (request) => {
+    const { user_id: userId, type, since, cursor } = request.query
+    const limit = Number(request.query.limit ?? 100)
+    if (userId !== undefined && Number(userId) > 2 ** 31 - 1) return { events: [], next_cursor: null }
+    // What this instance has queued is written first; other instances' events follow within a second.
+    await audit.flush()
+    const rows = await audit.list({
+      userId: userId === undefined ? undefined : Number(userId),
+      type,
+      since: since === undefined ? undefined : new Date(since),
+      before: cursor === undefined ? undefined : Number(cursor),
+      limit: limit + 1
+    })
+    const page = rows.slice(0, limit)
+    return { events: page.map(toAuditEvent), next_cursor: rows.length > limit ? String(page.at(-1)!.id) : null }
   })
 }
 

@@ -15,7 +15,7 @@ export interface AuthRouteOptions {
 }
 
 const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requireVerifiedEmail }) => {
-  const { accountMail, db, deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
+  const { accountMail, audit, db, deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
   const { failedLogins } = fastify.throttle
   const { logins, registrations } = fastify.authMetrics
 
@@ -37,6 +37,7 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
         return created
       })
       registrations.inc()
+      audit.record({ type: 'user.registered', userId: user.id, request })
       request.log.info({ userId: user.id }, 'user registered')
       return reply.code(201).send(user)
     })
@@ -59,6 +60,7 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
       fastify.authMetrics.throttled.inc({ limit: 'login_failures' })
       // Never the typed identifier: a password typed into the username field would land in the log.
       request.log.warn({ userId: user?.id, client: request.ip }, 'login throttled: too many failures')
+      audit.record({ type: 'login.failed', userId: user?.id, request, detail: { reason: 'throttled' } })
       throw error
     })
     try {
@@ -67,12 +69,15 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
         await passwordHasher.verifyDummy(password)
         await attempt.failed()
         logins.inc({ outcome: 'bad_credentials' })
+        // Never what was typed: a password typed into the username field would be stored.
+        audit.record({ type: 'login.failed', request, detail: { reason: 'unknown_account' } })
         request.log.info('login failed: unknown account')
         throw invalidCredentials()
       }
       if (!await passwordHasher.verify(user.passwordHash, password)) {
         await attempt.failed()
         logins.inc({ outcome: 'bad_credentials' })
+        audit.record({ type: 'login.failed', userId: user.id, request, detail: { reason: 'wrong_password' } })
         request.log.info({ userId: user.id }, 'login failed: wrong password')
         throw invalidCredentials()
       }
@@ -80,11 +85,13 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
       // Only after the password checked out: these tell nothing to someone without it.
       if (user.disabled) {
         logins.inc({ outcome: 'disabled' })
+        audit.record({ type: 'login.failed', userId: user.id, request, detail: { reason: 'account_disabled' } })
         request.log.info({ userId: user.id }, 'login refused: account disabled')
         throw apiError(403, 'account_disabled', messages.accountDisabled)
       }
       if (requireVerifiedEmail && !user.emailVerified) {
         logins.inc({ outcome: 'email_unverified' })
+        audit.record({ type: 'login.failed', userId: user.id, request, detail: { reason: 'email_unverified' } })
         request.log.info({ userId: user.id }, 'login refused: email not verified')
         throw apiError(403, 'email_unverified', messages.emailUnverified)
       }
@@ -103,11 +110,13 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
       const started = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip }, verifiedHash)
       if (started === undefined) {
         logins.inc({ outcome: 'bad_credentials' })
+        audit.record({ type: 'login.failed', userId: user.id, request, detail: { reason: 'password_changed' } })
         request.log.info({ userId: user.id }, 'login failed: the password changed during the login')
         throw invalidCredentials()
       }
       const { pair, sessionId } = started
       logins.inc({ outcome: 'success' })
+      audit.record({ type: 'login.succeeded', userId: user.id, sessionId, request, detail: { known_device: device !== undefined } })
       request.log.info({ userId: user.id, sessionId, knownDevice: device !== undefined }, 'login succeeded')
       return { ...pair, device_token: deviceTokens.issue(user.id, verifiedHash) }
     } finally {

@@ -6,7 +6,7 @@ import { emailKey, validEmail } from '../src/identity.js'
 import { Accepted, EmailChangeBody, EmailChangeConfirmBody, EmailVerifyBody, ErrorBody, bodyErrors, hashingErrors, throttledErrors } from '../src/schemas.js'
 
 const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { accountMail, mailTokens, usersRepository } = fastify
+  const { accountMail, audit, mailTokens, usersRepository } = fastify
 
   fastify.post('/auth/email/verify/', {
     onRequest: fastify.throttle.mailConfirm,
@@ -15,6 +15,7 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const proof = mailedProof(request.body)
     const token = await mailTokens.find('email_verify', proof)
     if (token === undefined || !await accountMail.verifyEmail(token)) throw proofError(proof)
+    audit.record({ type: 'email.verified', userId: token.userId, request })
     return reply.code(204).send(null)
   })
 
@@ -50,6 +51,8 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     } else {
       request.log.info({ userId }, 'email change not mailed: the address belongs to another account')
     }
+    // Alike whether it was mailed or not: the user's own activity must not tell which addresses have accounts.
+    audit.record({ type: 'email.change_requested', userId, sessionId: request.user.sid, request })
     return reply.code(202).send({ detail: messages.emailChangeAccepted })
   })
 
@@ -60,6 +63,7 @@ const emailRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const proof = mailedProof(request.body)
     const token = await mailTokens.find('email_change', proof)
     if (token === undefined || !await accountMail.changeEmail(token)) throw proofError(proof)
+    audit.record({ type: 'email.changed', userId: token.userId, request })
     return reply.code(204).send(null)
   })
 }

@@ -6,7 +6,7 @@ import { Accepted, ErrorBody, PasswordChangeBody, PasswordResetBody, PasswordRes
 import { mailedProof, proofError } from '../plugins/mail-tokens.js'
 
 const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { accountMail, db, mailTokens, passwordHasher, sessionManager, usersRepository } = fastify
+  const { accountMail, audit, db, mailTokens, passwordHasher, sessionManager, usersRepository } = fastify
 
   fastify.post('/auth/password/change/', {
     onRequest: [fastify.throttle.passwordChange, fastify.authenticate],
@@ -28,6 +28,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
     if (!changed) throw fieldErrors({ current_password: [messages.wrongCurrentPassword] })
     const revoked = await sessionManager.revokeAll(userId, sid)
+    audit.record({ type: 'password.changed', userId, sessionId: sid, request, detail: { revoked_sessions: revoked } })
     request.log.info({ userId, sessionId: sid, revokedSessions: revoked }, 'password changed')
     return reply.code(204).send(null)
   })
@@ -38,7 +39,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     // The lookup and the mail happen after the answer, which is thus the same, in content and in time, for
     // every address.
-    accountMail.requestReset(request.body.email)
+    accountMail.requestReset(request.body.email, request)
     return reply.code(202).send({ detail: messages.resetAccepted })
   })
 
@@ -54,6 +55,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const errors = registrationErrors({ username: user.username, email: user.email, password: newPassword }).password
     if (errors !== undefined) throw fieldErrors({ new_password: errors })
     if (!await accountMail.resetPassword(token, user, await passwordHasher.hash(newPassword))) throw proofError(proof)
+    audit.record({ type: 'password.reset', userId: user.id, request })
     return reply.code(204).send(null)
   })
 }

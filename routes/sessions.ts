@@ -6,13 +6,14 @@ import { ErrorBody, Session, bodyErrors } from '../src/schemas.js'
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessionManager } = fastify
+  const { audit, sessionManager } = fastify
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/auth/logout/all/', {
     schema: { tags: ['sessions'], summary: 'Log out everywhere: revoke every session of the user', security: [{ bearerAuth: [] }], response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
     const count = await sessionManager.revokeAll(request.user.user_id)
+    audit.record({ type: 'logout.all', userId: request.user.user_id, sessionId: request.user.sid, request, detail: { revoked_sessions: count } })
     request.log.info({ userId: request.user.user_id, sessions: count }, 'logged out everywhere')
     return reply.code(204).send(null)
   })
@@ -40,6 +41,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     if (!uuidPattern.test(id) || !await sessionManager.revoke(request.user.user_id, id.toLowerCase())) {
       throw apiError(404, 'not_found', messages.noSuchSession)
     }
+    audit.record({ type: 'session.revoked', userId: request.user.user_id, sessionId: id.toLowerCase(), request })
     request.log.info({ userId: request.user.user_id, sessionId: id }, 'session revoked')
     return reply.code(204).send(null)
   })

@@ -7,7 +7,7 @@ import { ErrorBody, RefreshBody, TokenPair, bodyErrors, throttledErrors } from '
 const refreshOutcomes: Record<string, string> = { token_reused: 'reused', token_expired: 'expired', token_revoked: 'revoked', token_invalid: 'invalid' }
 
 const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessionManager } = fastify
+  const { audit, sessionManager } = fastify
   const { refreshes } = fastify.authMetrics
 
   fastify.post('/auth/refresh/', {
@@ -25,6 +25,11 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     } catch (error) {
       const outcome = refreshOutcomes[String((error as { code?: unknown }).code)]
       if (outcome !== undefined) refreshes.inc({ outcome })
+      if (outcome === 'reused') {
+        // Verified before the reuse was found: its claims are the stolen session's.
+        const claims = fastify.jwt.decode<TokenClaims>(request.body.refresh)!
+        audit.record({ type: 'token.reused', userId: claims.user_id, sessionId: claims.sid, request })
+      }
       throw error
     }
   })
@@ -33,6 +38,9 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['tokens'], summary: 'Log out: revoke the session of a refresh token', body: RefreshBody, response: { 204: Type.Null(), 401: ErrorBody, ...bodyErrors } }
   }, async (request, reply) => {
     await sessionManager.logout(request.body.refresh)
+    // Verified by logout().
+    const claims = fastify.jwt.decode<TokenClaims>(request.body.refresh)!
+    audit.record({ type: 'logout', userId: claims.user_id, sessionId: claims.sid, request })
     return reply.code(204).send(null)
   })
 }

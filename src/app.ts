@@ -3,6 +3,7 @@ import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyPluginAsync, onSendHookHandler } from 'fastify'
 import accountMail from '../plugins/account-mail.js'
 import accounts from '../plugins/accounts.js'
+import audit from '../plugins/audit.js'
 import db from '../plugins/db.js'
 import deviceTokens from '../plugins/device-tokens.js'
 import docs from '../plugins/docs.js'
@@ -66,12 +67,13 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     audience: config.jwtAudience
   })
   await fastify.register(metrics, { metricsToken: config.metricsToken })
+  await fastify.register(audit)
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(mailTokens, { signingKey })
   await fastify.register(mailer, { mail: config.mail, dataDir: config.dataDir })
   await fastify.register(accountMail, { mail: config.mail })
   await fastify.register(accounts)
-  await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval })
+  await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval, auditRetention: config.auditRetention })
   // Redis holds only the throttle's counters: with RATE_LIMIT=off (and for user:create) it is not needed.
   if (config.redisUrl !== undefined && config.rateLimit) await fastify.register(redis, { redisUrl: config.redisUrl })
   await fastify.register(throttle, { enabled: config.rateLimit, limits: config.limits, redisKeyPrefix: config.redisKeyPrefix, exempt: config.rateLimitExempt })

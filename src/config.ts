@@ -21,6 +21,7 @@ export const EnvSchema = Type.Object({
   SESSION_MAX_AGE: { ...Duration, default: '90d' },
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
   PURGE_INTERVAL: Type.String({ pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '1h' }),
+  AUDIT_RETENTION: { ...Duration, default: '90d' },
   INTROSPECTION_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   INTROSPECTION_PUBLIC: Type.Enum(['on', 'off'], { default: 'off' }),
   NODE_ENV: Type.Optional(Type.String()),
@@ -112,6 +113,8 @@ export interface Config {
   refreshReuseGrace: number
   /** Seconds between purges of expired rows; 0 turns the job off. */
   purgeInterval: number
+  /** Seconds an audit event is kept. */
+  auditRetention: number
   /** When set, callers of /auth/introspect/ must present it as a Bearer token. */
   introspectionSecret?: string
   /** NODE_ENV=production: surfaces left open are refused or warned about at start. */
@@ -221,7 +224,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
     if (env[name] !== undefined && !URL.canParse(env[name])) problems.push(`${name}: not a valid URL`)
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'AUDIT_RETENTION', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'RATE_LIMIT_MAIL', 'RATE_LIMIT_ADMIN', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
@@ -263,6 +266,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     sessionMaxAge: parseDuration(env.SESSION_MAX_AGE),
     refreshReuseGrace: env.REFRESH_REUSE_GRACE,
     purgeInterval: parseDuration(env.PURGE_INTERVAL),
+    auditRetention: parseDuration(env.AUDIT_RETENTION),
     introspectionSecret: env.INTROSPECTION_SECRET,
     production: env.NODE_ENV === 'production',
     metricsToken: env.METRICS_TOKEN,

@@ -214,3 +214,49 @@ export const UserChangesBody = Type.Object({
 }, { ...body, examples: [{ disabled: true }] })
 
 export const Deleted = Type.Object({ deleted: Type.Integer() })
+
+const EventCursor = Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'The next_cursor of the previous page' })
+
+export const AuditEvent = Type.Object({
+  id: Type.String(),
+  type: Type.String({ description: 'user.registered, login.succeeded, login.failed, …; admin.* for each admin call' }),
+  created_at: Type.String({ format: 'date-time' }),
+  user_id: Type.Union([Type.Integer(), Type.Null()]),
+  session_id: Type.Union([Type.String(), Type.Null()]),
+  actor: Type.Enum(['user', 'admin', 'system']),
+  ip: Type.Union([Type.String(), Type.Null()], { description: 'Null once the user is deleted' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  detail: Type.Record(Type.String(), Type.Unknown())
+})
+
+export const EventList = Type.Object({
+  events: Type.Array(AuditEvent),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Null on the last page' })
+})
+
+export const EventQuery = Type.Object({
+  user_id: Type.Optional(UserId.properties.id),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z_.]+$' })),
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'Only events at or after this time' })),
+  limit: Type.Optional(UserQuery.properties.limit),
+  cursor: Type.Optional(EventCursor)
+})
+
+export const OwnEventQuery = Type.Object({
+  limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1 to 100; 50 by default' })),
+  cursor: Type.Optional(EventCursor)
+})
+
+export function toAuditEvent (row: { id: number, type: string, createdAt: Date, userId: number | null, sessionId: string | null, actor: string, ip: string | null, userAgent: string | null, detail: Record<string, unknown> }) {
+  return {
+    id: String(row.id),
+    type: row.type,
+    created_at: row.createdAt.toISOString(),
+    user_id: row.userId,
+    session_id: row.sessionId,
+    actor: row.actor as 'user' | 'admin' | 'system',
+    ip: row.ip,
+    user_agent: row.userAgent,
+    detail: row.detail
+  }
+}

@@ -1,6 +1,6 @@
-import { and, eq, inArray, lt, notExists } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
 import type { Database } from './connect.js'
-import { mailOutbox, mailTokens, revokedSessions, sessions, tokens } from './schema.js'
+import { authEvents, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from './schema.js'
 
 export interface Purged {
   tokens: number
@@ -9,18 +9,22 @@ export interface Purged {
   mailTokens: number
   /** Mails sent or failed over a week ago: kept that long for an operator to look into. */
   mails: number
+  /** Audit events older than AUDIT_RETENTION. */
+  events: number
 }
 
 const hour = 3600_000
 /** How long a sent or failed mail's row (its kind, recipient and outcome; never its body) is kept. */
 export const mailKeptFor = 7 * 24 * hour
+/** AUDIT_RETENTION's default, in seconds. */
+export const defaultAuditRetention = 90 * 24 * 3600
 
 /**
  * Deletes expired tokens, then expired sessions that have no token left, in batches. Each batch
  * locks its rows with SKIP LOCKED, so instances purging at the same time share the work.
  */
-export async function purgeExpired (db: Database, batchSize = 1000): Promise<Purged> {
-  const purged: Purged = { tokens: 0, sessions: 0, mailTokens: 0, mails: 0 }
+export async function purgeExpired (db: Database, { batchSize = 1000, auditRetention = defaultAuditRetention } = {}): Promise<Purged> {
+  const purged: Purged = { tokens: 0, sessions: 0, mailTokens: 0, mails: 0, events: 0 }
   for (;;) {
     const now = new Date()
     const expired = db.select({ jti: tokens.jti }).from(tokens)
@@ -46,5 +50,19 @@ export async function purgeExpired (db: Database, batchSize = 1000): Promise<Pur
   const oldMails = await db.delete(mailOutbox)
     .where(and(inArray(mailOutbox.status, ['sent', 'failed']), lt(mailOutbox.createdAt, new Date(Date.now() - mailKeptFor)))).returning({ id: mailOutbox.id })
   purged.mails = oldMails.length
+  for (;;) {
+    const old = db.select({ id: authEvents.id }).from(authEvents)
+      .where(lt(authEvents.createdAt, new Date(Date.now() - auditRetention * 1000))).limit(batchSize).for('update', { skipLocked: true })
+    const deleted = await db.delete(authEvents).where(inArray(authEvents.id, old)).returning({ id: authEvents.id })
+    purged.events += deleted.length
+    if (deleted.length < batchSize) break
+  }
+  // An event written by another instance while its user's deletion committed kept its address: erased here.
+  await db.update(authEvents).set({ ip: null, userAgent: null }).where(and(
+    gt(authEvents.createdAt, new Date(Date.now() - 24 * hour)),
+    isNotNull(authEvents.userId),
+    or(isNotNull(authEvents.ip), isNotNull(authEvents.userAgent)),
+    notExists(db.select({ id: users.id }).from(users).where(eq(users.id, authEvents.userId)))
+  ))
   return purged
 }

@@ -170,7 +170,7 @@ t.test('npm run db:migrate applies the migrations and exits; db:purge purges onc
   t.match(running.output(), /migrations applied \((pglite|postgres)\)/)
   const purge = npm(['run', 'db:purge', '--silent'], environment)
   t.equal(await purge.exited, 0)
-  t.match(purge.output(), /purged 0 expired tokens and 0 expired sessions \((pglite|postgres)\); 0 mailed tokens and 0 mails/)
+  t.match(purge.output(), /purged 0 expired tokens and 0 expired sessions \((pglite|postgres)\); 0 mailed tokens, 0 mails and 0 audit events/)
   const badPurge = npm(['run', 'db:purge', '--silent'], { ...environment, PORT: 'none' })
   t.equal(await badPurge.exited, 1)
   t.match(badPurge.output(), /PORT: must be integer/)

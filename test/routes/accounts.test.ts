@@ -85,7 +85,7 @@ t.test('a disabled account', async (t) => {
   await smtp.mailTo(body.email)
   const login = (password: string) => app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password } })
 
-  t.equal(await app.accounts.setDisabled(user.id, true), true)
+  t.equal(await app.accounts.setDisabled(user.id, true, {}), true)
   t.equal((await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })).json().code, 'token_revoked', 'its sessions are revoked at once')
   const refresh = await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: tokens.refresh } })
   t.equal(refresh.statusCode, 401)
@@ -100,9 +100,9 @@ t.test('a disabled account', async (t) => {
   await app.accountMail.settled()
   t.same(await mailsTo(smtp, body.email, 500), [], 'a reset sends nothing')
 
-  t.equal(await app.accounts.setDisabled(user.id, false), true)
+  t.equal(await app.accounts.setDisabled(user.id, false, {}), true)
   t.equal((await login(body.password)).statusCode, 200, 'enabled: it logs in again')
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: tokens.refresh } })).json().code, 'token_revoked', 'its old sessions stay revoked')
-  t.equal(await app.accounts.setDisabled(999_999, true), false, 'no such user')
+  t.equal(await app.accounts.setDisabled(999_999, true, {}), false, 'no such user')
   t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /auth_logins_total\{outcome="disabled"\} 1/)
 })

@@ -10,7 +10,7 @@ const admin = { authorization: `Bearer ${adminToken}` }
 
 t.test('without ADMIN_TOKEN every /admin/ path is 404; with it, a wrong or missing token is 401', async (t) => {
   const closed = await build(t)
-  for (const [method, url] of [['GET', '/admin/users/'], ['DELETE', '/admin/users/1'], ['POST', '/admin/users/1/sessions/'], ['GET', '/admin/nothing']] as const) {
+  for (const [method, url] of [['GET', '/admin/users/'], ['DELETE', '/admin/users/1'], ['POST', '/admin/users/1/sessions/'], ['GET', '/admin/events/'], ['GET', '/admin/nothing']] as const) {
     const answer = await closed.inject({ method, url, headers: admin })
     t.equal(answer.statusCode, 404, `${method} ${url}`)
     t.equal(answer.json().code, 'not_found')

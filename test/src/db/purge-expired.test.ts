@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../../src/db/connect.js'
 import { purgeExpired } from '../../../src/db/purge-expired.js'
-import { mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
+import { authEvents, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
 import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
@@ -34,11 +34,11 @@ async function seed (db: Database) {
 t.test('purgeExpired deletes expired rows in batches and keeps live ones', async (t) => {
   const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
   const { live, finished, lingering } = await seed(app.db)
-  t.same(await purgeExpired(app.db, 2), { tokens: 4, sessions: 1, mailTokens: 0, mails: 0 })
+  t.same(await purgeExpired(app.db, { batchSize: 2 }), { tokens: 4, sessions: 1, mailTokens: 0, mails: 0, events: 0 })
   t.same((await app.db.select({ id: sessions.id }).from(sessions)).map((row) => row.id).sort(), [live, lingering].sort())
   t.equal(await app.db.$count(tokens, eq(tokens.sessionId, live)), 1, 'the live refresh token is kept')
   t.equal(await app.db.$count(tokens, eq(tokens.sessionId, lingering)), 1, 'an unexpired access token keeps its session')
-  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 0, mails: 0 }, 'nothing left to do')
+  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 0, mails: 0, events: 0 }, 'nothing left to do')
   t.equal(await app.db.$count(sessions, eq(sessions.id, finished)), 0)
 })
 
@@ -61,7 +61,7 @@ t.test('mailed tokens go an hour after they expire; sent and failed mails after 
   await mail('failed', old)
   const queued = await mail('queued', old)
   const recent = await mail('sent', past(60))
-  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 1, mails: 2 })
+  t.same(await purgeExpired(app.db), { tokens: 0, sessions: 0, mailTokens: 1, mails: 2, events: 0 })
   t.same((await app.db.select({ id: mailTokens.id }).from(mailTokens)).map((row) => row.id), [counted], 'an expired token still counts for its hour')
   t.same((await app.db.select({ id: mailOutbox.id }).from(mailOutbox).orderBy(mailOutbox.id)).map((row) => row.id), [queued, recent], 'a queued mail is the worker\'s')
 })
@@ -74,10 +74,25 @@ t.test('tombstones of deleted users\' sessions go once their access tokens have 
   t.same((await app.db.select({ id: revokedSessions.sessionId }).from(revokedSessions)).map((row) => row.id), [live])
 })
 
+t.test('audit events go after AUDIT_RETENTION; a deleted user\'s lose their address even when written late', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0', AUDIT_RETENTION: '2d' }))
+  const [user] = await app.db.insert(users).values({ username: 'e', usernameKey: `e${randomUUID()}`, email: 'e@example.com', emailKey: `${randomUUID()}@example.com`, passwordHash: 'x' }).returning()
+  const event = (createdAt: Date, userId: number | null) => ({ createdAt, type: 'login.succeeded', userId, actor: 'user' as const, ip: '192.0.2.1', userAgent: 'agent' })
+  await app.db.insert(authEvents).values([
+    event(past(91 * 86400), user!.id), event(past(91 * 86400), null), event(past(3 * 86400), user!.id), event(past(60), user!.id),
+    // Written by an instance that had not seen the deletion of user 2147483647 commit.
+    event(past(60), 2147483647), event(past(60), null)
+  ])
+  t.equal((await purgeExpired(app.db, { batchSize: 1 })).events, 2, 'older than 90 days: the default retention')
+  t.equal((await app.purgeExpired()).events, 1, 'AUDIT_RETENTION=2d')
+  const left = await app.db.select().from(authEvents).orderBy(authEvents.id)
+  t.same(left.map((row) => [row.userId, row.ip, row.userAgent]), [[user!.id, '192.0.2.1', 'agent'], [2147483647, null, null], [null, '192.0.2.1', 'agent']])
+})
+
 t.test('instances purging at once share the work', async (t) => {
   const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
   for (let i = 0; i < 5; i++) await seed(app.db)
-  const results = await Promise.all([purgeExpired(app.db, 3), purgeExpired(app.db, 3), purgeExpired(app.db, 3)])
+  const results = await Promise.all([purgeExpired(app.db, { batchSize: 3 }), purgeExpired(app.db, { batchSize: 3 }), purgeExpired(app.db, { batchSize: 3 })])
   t.equal(results.reduce((sum, result) => sum + result.tokens, 0), 20)
   t.equal(results.reduce((sum, result) => sum + result.sessions, 0), 5)
 })
