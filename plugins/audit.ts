@@ -125,7 +125,10 @@ export default fp<AuditOptions>(async (fastify, { flushInterval = 1000, maxQueue
     }
   }
   async function flush (): Promise<void> {
-    while (writing !== undefined) await writing
+    if (writing !== undefined) {
+      await writing
+      return flush()
+    }
     if (queue.length === 0) return
     writing = writeQueue().finally(() => { writing = undefined })
     await writing
@@ -152,7 +155,8 @@ export default fp<AuditOptions>(async (fastify, { flushInterval = 1000, maxQueue
         user_agent: request?.headers['user-agent']?.slice(0, userAgentLength) ?? null,
         detail: event.detail ?? {}
       })
-      if (queue.length >= batchSize && writing === undefined) void flush()
+      // flush() never rejects: a failed write keeps its events for the next.
+      if (queue.length >= batchSize && writing === undefined) flush()
     },
 
     flush,
@@ -175,8 +179,7 @@ export default fp<AuditOptions>(async (fastify, { flushInterval = 1000, maxQueue
     queued: () => queue.length
   } satisfies Audit)
 
-  // flush() never rejects: a failed write keeps its events for the next.
-  const timer = setInterval(() => { void flush() }, flushInterval)
+  const timer = setInterval(flush, flushInterval)
   timer.unref()
   // After the last request has ended, before the database closes (onClose hooks run in reverse order of registration).
   fastify.addHook('onClose', async () => {

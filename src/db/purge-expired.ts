@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNotNull, lt, notExists, or } from 'drizzle-orm'
 import type { Database } from './connect.js'
 import { authEvents, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from './schema.js'
 
