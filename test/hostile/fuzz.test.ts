@@ -9,8 +9,8 @@ import { build, newUser, registerAndLogin, testEnvironment } from '../helper.js'
 const runs = Number(process.env.FUZZ_RUNS ?? 40)
 const seed = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED)
 
-/** The routes; `fields` names a body's own fields, which a share of the random bodies is made of. */
-const routes: Array<{ method: HTTPMethods, url: string, protected?: boolean, admin?: boolean, fields?: string[] }> = [
+/** The routes; `fields` names a body's own fields, which a share of the random bodies is made of; `query` the query's. */
+const routes: Array<{ method: HTTPMethods, url: string, protected?: boolean, admin?: boolean, fields?: string[], query?: string[] }> = [
   { method: 'POST', url: '/auth/register/' },
   { method: 'POST', url: '/auth/registration/' },
   { method: 'POST', url: '/auth/login/' },
@@ -21,6 +21,7 @@ const routes: Array<{ method: HTTPMethods, url: string, protected?: boolean, adm
   { method: 'DELETE', url: '/auth/sessions/:id', protected: true },
   { method: 'POST', url: '/auth/password/change/', protected: true },
   { method: 'GET', url: '/auth/me/', protected: true },
+  { method: 'GET', url: '/auth/me/events/', protected: true, query: ['limit', 'cursor'] },
   { method: 'POST', url: '/auth/verify/' },
   { method: 'POST', url: '/auth/introspect/' },
   { method: 'POST', url: '/auth/password/reset/', fields: ['email'] },
@@ -30,12 +31,13 @@ const routes: Array<{ method: HTTPMethods, url: string, protected?: boolean, adm
   { method: 'POST', url: '/auth/email/change/', protected: true, fields: ['password', 'new_email'] },
   { method: 'POST', url: '/auth/email/change/confirm/', fields: ['token', 'email', 'code'] },
   { method: 'DELETE', url: '/auth/me/', protected: true, fields: ['password'] },
-  { method: 'GET', url: '/admin/users/', admin: true },
+  { method: 'GET', url: '/admin/users/', admin: true, query: ['q', 'tag', 'disabled', 'limit', 'cursor'] },
   { method: 'GET', url: '/admin/users/:id', admin: true },
   { method: 'POST', url: '/admin/users/', admin: true, fields: ['users', 'tag'] },
   { method: 'PATCH', url: '/admin/users/:id', admin: true, fields: ['username', 'email', 'disabled', 'email_verified'] },
   { method: 'DELETE', url: '/admin/users/:id', admin: true },
-  { method: 'DELETE', url: '/admin/users/', admin: true },
+  { method: 'DELETE', url: '/admin/users/', admin: true, query: ['tag'] },
+  { method: 'GET', url: '/admin/events/', admin: true, query: ['user_id', 'type', 'since', 'limit', 'cursor'] },
   { method: 'POST', url: '/admin/users/:id/sessions/', admin: true },
   { method: 'DELETE', url: '/admin/users/:id/sessions/', admin: true },
   { method: 'GET', url: '/.well-known/jwks.json' },
@@ -82,6 +84,14 @@ function fieldValue (name: string) {
 const ownFields = (fields: string[]) => fc.tuple(fc.record(Object.fromEntries(fields.map((name) => [name, fieldValue(name)])), { requiredKeys: [] }), fc.option(knownFields, { freq: 4 }))
   .map(([own, other]) => ({ payload: JSON.stringify({ ...other, ...own }), type: 'application/json' }))
 
+/** A query string of the route's own parameters: numbers, times and words near what they ask for, and anything. */
+const queryOf = (names: string[]) => fc.dictionary(fc.constantFrom(...names), fc.oneof(
+  text,
+  fc.integer({ min: -1, max: 2 ** 53 }).map(String),
+  fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+  fc.constantFrom('true', 'false', 'login.failed', 'admin.refused', '2026-02-30T00:00:00Z', '1e3', '0x10', '100000000000000000000')
+), { maxKeys: 4 }).map((query) => `?${new URLSearchParams(query).toString()}`)
+
 /** A request body as bytes on the wire, with the content type it claims. */
 const body = fc.oneof(
   { weight: 4, arbitrary: knownFields.map((fields) => ({ payload: JSON.stringify(fields), type: 'application/json' })) },
@@ -119,10 +129,11 @@ t.test('random bodies, tokens and ids never get a 5xx', async (t) => {
       ? fc.oneof(fc.constant(`Bearer ${route.admin === true ? adminToken : tokens.access}`), token.map((value) => `Bearer ${value}`), text)
       : fc.option(token.map((value) => `Bearer ${value}`), { nil: undefined })
     const routeBody = route.fields === undefined ? body : fc.oneof({ weight: 2, arbitrary: body }, { weight: 3, arbitrary: ownFields(route.fields) })
-    const property = fc.asyncProperty(routeBody, id, authorization, async ({ payload, type }, sessionId, auth) => {
+    const query = route.query === undefined ? fc.constant('') : queryOf(route.query)
+    const property = fc.asyncProperty(routeBody, id, authorization, query, async ({ payload, type }, sessionId, auth, search) => {
       const response = await app.inject({
         method: route.method,
-        url: route.url.replace(':id', encodeURIComponent(sessionId)),
+        url: route.url.replace(':id', encodeURIComponent(sessionId)) + search,
         headers: { 'content-type': type, ...(auth === undefined ? {} : { authorization: auth }) },
         ...(route.method === 'GET' ? {} : { payload })
       })
