@@ -24,6 +24,8 @@ export interface AuthMetrics {
   throttled: Counter<'limit'>
   /** Mails by kind and outcome: sent, retried or failed. */
   mails: Counter<'kind' | 'outcome'>
+  /** Webhook deliveries by event type and outcome: sent, retried or failed. */
+  webhooks: Counter<'type' | 'outcome'>
 }
 
 declare module 'fastify' {
@@ -130,14 +132,16 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
-  // The mailer registers after this plugin; by the time anyone scrapes, it is there.
+  // The mailer and the webhooks register after this plugin; by the time anyone scrapes, it is there.
   new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(await fastify.mailer.queued()) } })
+  new Gauge({ name: 'auth_webhooks_queued', help: 'Webhook deliveries waiting, retries included', registers: [registry], async collect () { this.set(await fastify.webhooks.queued()) } })
   /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
     refreshes: new Counter({ name: 'auth_refreshes_total', help: 'Refreshes by outcome', labelNames: ['outcome'], registers: [registry] }),
     registrations: new Counter({ name: 'auth_registrations_total', help: 'Users registered', registers: [registry] }),
     throttled: new Counter({ name: 'auth_throttled_total', help: 'Requests refused with 429, by limit', labelNames: ['limit'], registers: [registry] }),
-    mails: new Counter({ name: 'auth_mail_total', help: 'Mails by kind and outcome (sent, retried, failed)', labelNames: ['kind', 'outcome'], registers: [registry] })
+    mails: new Counter({ name: 'auth_mail_total', help: 'Mails by kind and outcome (sent, retried, failed)', labelNames: ['kind', 'outcome'], registers: [registry] }),
+    webhooks: new Counter({ name: 'auth_webhooks_total', help: 'Webhook deliveries by event type and outcome (sent, retried, failed)', labelNames: ['type', 'outcome'], registers: [registry] })
   } satisfies AuthMetrics)
 }, { name: 'metrics', dependencies: ['password', 'revocations'] })

@@ -19,8 +19,13 @@ export interface OutboxOptions<T extends OutboxTable> {
   channel: string
   /** Rows one instance claims at a time. */
   batchSize: number
-  /** Milliseconds a claimed row stays claimed: longer than an attempt can take, so that no two instances make it at once. */
+  /**
+   * Milliseconds a claimed row stays claimed: longer than its attempt can take (the whole batch's, one after the
+   * other, unless parallel), so that no two instances make it at once.
+   */
   claimFor: number
+  /** The attempts of a batch are made at once, not one after the other. */
+  parallel?: boolean
   /** Seconds from a row's creation during which it is retried; then it is failed. */
   retryFor: number
   /** Milliseconds between looks for rows due, on top of the wake-up each enqueue sends. */
@@ -48,6 +53,12 @@ export interface Outbox {
   queued: () => Promise<number>
   /** In tx: wakes every instance's worker once tx commits. */
   wake: (tx: Database) => Promise<void>
+}
+
+/** The rows of an outbox waiting, retries included. */
+export async function queuedIn (db: Database, table: OutboxTable): Promise<number> {
+  const [row] = await prepared(db.select({ queued: count() }).from(table).where(eq(table.status, 'queued')))
+  return row!.queued
 }
 
 const maxBackoff = 15 * 60_000
@@ -98,7 +109,13 @@ export function startOutbox<T extends OutboxTable> (fastify: FastifyInstance, op
     const claimed = await db.update(table)
       .set(set({ attempts: sql`${table.attempts} + 1`, nextAttemptAt: new Date(now.getTime() + claimFor) }))
       .where(inArray(table.id, due)).returning() as Row[]
-    for (const row of claimed) await attempt(row)
+    if (options.parallel === true) {
+      // Settled, all of them, before the look ends: preClose waits for the look, and then the database closes.
+      const failure = (await Promise.allSettled(claimed.map(attempt))).find((result) => result.status === 'rejected')
+      if (failure !== undefined) throw failure.reason
+    } else {
+      for (const row of claimed) await attempt(row)
+    }
     return claimed.length
   }
 
@@ -146,10 +163,7 @@ export function startOutbox<T extends OutboxTable> (fastify: FastifyInstance, op
 
   return {
     deliver,
-    async queued () {
-      const [row] = await prepared(db.select({ queued: count() }).from(table as OutboxTable).where(eq(table.status, 'queued')))
-      return row!.queued
-    },
+    queued: () => queuedIn(db, table),
     async wake (tx) {
       await tx.execute(sql`select pg_notify(${options.channel}, '')`)
     }
