@@ -1,12 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { and, count, eq, inArray, lte, sql } from 'drizzle-orm'
+import { and, eq, inArray, lte } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import nodemailer from 'nodemailer'
 import type { MailConfig } from '../src/config.js'
-import { prepared, type Database } from '../src/db/connect.js'
+import type { Database } from '../src/db/connect.js'
 import { mailOutbox } from '../src/db/schema.js'
 import { loadTemplates, type MailKind, type MailVariables } from '../src/mail/templates.js'
+import { startOutbox } from '../src/outbox.js'
 
 export interface MailerOptions {
   mail: MailConfig
@@ -46,17 +47,12 @@ declare module 'fastify' {
   }
 }
 
-const wakeChannel = 'auth_mail'
-/** Mails one instance claims at a time. */
-const batchSize = 20
 /** How long a claimed mail stays claimed: longer than the transport's timeouts, so that no two send it at once. */
 const claimFor = 3 * 60_000
-const maxBackoff = 15 * 60_000
 /** Kinds whose recipient is erased with the body: the notice of a deletion must not keep the address it went to. */
 const forgetsRecipient = new Set<string>(['account_deleted'])
 const erased = (row: { kind: string, recipient: string }) => forgetsRecipient.has(row.kind) ? { body: null, recipient: '' } : { body: null }
-/** 1 s after the first failure, doubling to 15 minutes. */
-export const backoff = (attempts: number) => Math.min(1000 * 2 ** (attempts - 1), maxBackoff)
+export { backoff } from '../src/outbox.js'
 
 /** A transport's failure as it may be stored and logged: its code and the server's answer, nothing it was sent. */
 function describeFailure (error: unknown): string {
@@ -65,7 +61,7 @@ function describeFailure (error: unknown): string {
 }
 
 export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval = 1000 }) => {
-  const { db, notifications } = fastify
+  const { db } = fastify
   const { mails } = fastify.authMetrics
   const templates = await loadTemplates(mail.templatesDir)
   const mailDir = join(dataDir, 'mail')
@@ -92,72 +88,38 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
     }
   }
 
-  async function attempt (row: Claimed): Promise<void> {
-    try {
-      await send(row)
-    } catch (error) {
-      const failure = describeFailure(error)
-      const deadline = row.createdAt.getTime() + mail.retryFor * 1000
-      if (Date.now() >= deadline) {
-        await db.update(mailOutbox).set({ status: 'failed', ...erased(row), lastError: failure }).where(eq(mailOutbox.id, row.id))
+  const outbox = startOutbox(fastify, {
+    table: mailOutbox,
+    channel: 'auth_mail',
+    batchSize: 20,
+    claimFor,
+    retryFor: mail.retryFor,
+    pollInterval,
+    lookFailed: 'mail delivery failed: retrying at the next look',
+    send,
+    describeFailure,
+    erased,
+    settled (row, result) {
+      mails.inc({ kind: row.kind, outcome: result.outcome })
+      const logged = { mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts }
+      if (result.outcome === 'failed') {
+        fastify.log.error({ ...logged, failure: result.failure }, 'mail failed: given up after MAIL_RETRY_FOR')
+      } else if (result.outcome === 'retried') {
+        fastify.log.warn({ ...logged, failure: result.failure, retryAt: result.retryAt }, 'mail not sent: retrying')
+      }
+    },
+    // Mails whose content expired unsent are failed before each claim.
+    async beforeClaim (now) {
+      const expired = await db.update(mailOutbox).set({ status: 'failed', body: null, lastError: 'expired before it could be sent' })
+        .where(and(eq(mailOutbox.status, 'queued'), lte(mailOutbox.eraseAt, now)))
+        .returning({ id: mailOutbox.id, kind: mailOutbox.kind, to: mailOutbox.recipient })
+      for (const row of expired) {
         mails.inc({ kind: row.kind, outcome: 'failed' })
-        fastify.log.error({ mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts, failure }, 'mail failed: given up after MAIL_RETRY_FOR')
-        return
+        fastify.log.error({ mailId: row.id, kind: row.kind, to: row.to }, 'mail failed: what it carries expired before it could be sent')
       }
-      const next = new Date(Math.min(Date.now() + backoff(row.attempts), deadline))
-      await db.update(mailOutbox).set({ nextAttemptAt: next, lastError: failure }).where(eq(mailOutbox.id, row.id))
-      mails.inc({ kind: row.kind, outcome: 'retried' })
-      fastify.log.warn({ mailId: row.id, kind: row.kind, to: row.recipient, attempts: row.attempts, failure, retryAt: next }, 'mail not sent: retrying')
-      return
-    }
-    await db.update(mailOutbox).set({ status: 'sent', ...erased(row), sentAt: new Date(), lastError: null }).where(eq(mailOutbox.id, row.id))
-    mails.inc({ kind: row.kind, outcome: 'sent' })
-  }
-
-  /** One look for mails due: fails those whose content expired unsent, then claims and sends a batch. Answers how many it claimed. */
-  async function pass (): Promise<number> {
-    const now = new Date()
-    const expired = await db.update(mailOutbox).set({ status: 'failed', body: null, lastError: 'expired before it could be sent' })
-      .where(and(eq(mailOutbox.status, 'queued'), lte(mailOutbox.eraseAt, now)))
-      .returning({ id: mailOutbox.id, kind: mailOutbox.kind, to: mailOutbox.recipient })
-    for (const row of expired) {
-      mails.inc({ kind: row.kind, outcome: 'failed' })
-      fastify.log.error({ mailId: row.id, kind: row.kind, to: row.to }, 'mail failed: what it carries expired before it could be sent')
-    }
-    const due = db.select({ id: mailOutbox.id }).from(mailOutbox)
-      .where(and(eq(mailOutbox.status, 'queued'), lte(mailOutbox.nextAttemptAt, now)))
-      .orderBy(mailOutbox.id).limit(batchSize).for('update', { skipLocked: true })
-    const claimed = await db.update(mailOutbox)
-      .set({ attempts: sql`${mailOutbox.attempts} + 1`, nextAttemptAt: new Date(now.getTime() + claimFor) })
-      .where(inArray(mailOutbox.id, due)).returning()
-    for (const row of claimed) await attempt(row)
-    return claimed.length
-  }
-
-  // One delivery at a time per instance; a wake-up during one runs another after it.
-  let running: Promise<void> | undefined
-  let again = false
-  let closed = false
-  function deliver (): Promise<void> {
-    if (closed) return Promise.resolve()
-    if (running !== undefined) {
-      again = true
-      return running
-    }
-    running = (async () => {
-      // A full batch may leave more due; a wake-up meanwhile may have queued more. Both end at close.
-      let more = true
-      while (more) {
-        again = false
-        more = await pass() === batchSize || again
-        if (closed) more = false
-      }
-    })().finally(() => { running = undefined })
-    return running
-  }
-  const deliverLogged = () => {
-    deliver().catch((error: unknown) => fastify.log.error({ err: error }, 'mail delivery failed: retrying at the next look'))
-  }
+    },
+    close: () => transport.close()
+  })
 
   fastify.decorate('mailer', {
     async enqueue (tx, outgoing) {
@@ -167,32 +129,12 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
         body: { ...outgoing.variables, email: outgoing.to } as Record<string, string>,
         eraseAt: outgoing.expiresAt
       })
-      await tx.execute(sql`select pg_notify(${wakeChannel}, '')`)
+      await outbox.wake(tx)
     },
-    deliver,
+    deliver: outbox.deliver,
     async forget (tx, addresses) {
       await tx.delete(mailOutbox).where(inArray(mailOutbox.recipient, addresses))
     },
-    async queued () {
-      const [row] = await prepared(db.select({ queued: count() }).from(mailOutbox).where(eq(mailOutbox.status, 'queued')))
-      return row!.queued
-    }
+    queued: outbox.queued
   } satisfies Mailer)
-
-  let unlisten: (() => Promise<void>) | undefined
-  let timer: NodeJS.Timeout | undefined
-  fastify.addHook('onReady', async () => {
-    // Woken after each commit that queued a mail, on every instance; the timer brings retries when they fall due.
-    unlisten = await notifications.listen(wakeChannel, deliverLogged, async () => { deliverLogged() })
-    timer = setInterval(deliverLogged, pollInterval)
-    timer.unref()
-  })
-  // Before the database closes under a delivery in flight.
-  fastify.addHook('preClose', async () => {
-    closed = true
-    clearInterval(timer)
-    await unlisten?.()
-    await running?.catch(() => {})
-    transport.close()
-  })
 }, { name: 'mailer', dependencies: ['db', 'metrics'] })

@@ -26,6 +26,8 @@ export interface AuthMetrics {
   mails: Counter<'kind' | 'outcome'>
   /** Audit events written, or dropped with the queue full. */
   auditEvents: Counter<'outcome'>
+  /** Webhook deliveries by event type and outcome: sent, retried or failed. */
+  webhooks: Counter<'type' | 'outcome'>
 }
 
 declare module 'fastify' {
@@ -132,9 +134,10 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
-  // The mailer registers after this plugin; by the time anyone scrapes, it is there.
+  // The mailer and the webhooks register after this plugin; by the time anyone scrapes, it is there.
   new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(await fastify.mailer.queued()) } })
   new Gauge({ name: 'auth_audit_queued', help: 'Audit events waiting to be written', registers: [registry], collect () { this.set(fastify.audit.queued()) } })
+  new Gauge({ name: 'auth_webhooks_queued', help: 'Webhook deliveries waiting, retries included', registers: [registry], async collect () { this.set(await fastify.webhooks.queued()) } })
   /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
@@ -142,6 +145,7 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
     registrations: new Counter({ name: 'auth_registrations_total', help: 'Users registered', registers: [registry] }),
     throttled: new Counter({ name: 'auth_throttled_total', help: 'Requests refused with 429, by limit', labelNames: ['limit'], registers: [registry] }),
     mails: new Counter({ name: 'auth_mail_total', help: 'Mails by kind and outcome (sent, retried, failed)', labelNames: ['kind', 'outcome'], registers: [registry] }),
-    auditEvents: new Counter({ name: 'auth_audit_events_total', help: 'Audit events by outcome (written, dropped)', labelNames: ['outcome'], registers: [registry] })
+    auditEvents: new Counter({ name: 'auth_audit_events_total', help: 'Audit events by outcome (written, dropped)', labelNames: ['outcome'], registers: [registry] }),
+    webhooks: new Counter({ name: 'auth_webhooks_total', help: 'Webhook deliveries by event type and outcome (sent, retried, failed)', labelNames: ['type', 'outcome'], registers: [registry] })
   } satisfies AuthMetrics)
 }, { name: 'metrics', dependencies: ['password', 'revocations'] })

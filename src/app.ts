@@ -19,6 +19,7 @@ import sessions from '../plugins/sessions.js'
 import throttle from '../plugins/throttle.js'
 import tokens from '../plugins/tokens.js'
 import users from '../plugins/users.js'
+import webhooks from '../plugins/webhooks.js'
 import adminRoutes from '../routes/admin.js'
 import authRoutes from '../routes/auth.js'
 import emailRoutes from '../routes/email.js'
@@ -71,6 +72,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
   await fastify.register(mailTokens, { signingKey })
   await fastify.register(mailer, { mail: config.mail, dataDir: config.dataDir })
+  await fastify.register(webhooks, { webhooks: config.webhooks })
   await fastify.register(accountMail, { mail: config.mail })
   await fastify.register(accounts)
   await fastify.register(purgeSchedule, { purgeInterval: config.purgeInterval, auditRetention: config.auditRetention })

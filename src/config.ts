@@ -64,6 +64,10 @@ export const EnvSchema = Type.Object({
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32 })),
   RATE_LIMIT_ADMIN: { ...Rate, default: '600/1m' },
   RATE_LIMIT_EXEMPT: Type.Optional(Type.String()),
+  WEBHOOK_URLS: Type.Optional(Type.String()),
+  WEBHOOK_SECRET: Type.Optional(Type.String()),
+  WEBHOOK_RETRY_FOR: { ...Duration, default: '24h' },
+  WEBHOOK_TIMEOUT: { ...Duration, default: '10s' },
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -155,6 +159,19 @@ export interface Config {
   adminToken?: string
   /** Addresses or CIDR ranges (a load generator's) that skip the per-client request limits. */
   rateLimitExempt: string[]
+  webhooks: WebhookConfig
+}
+
+/** Signed webhooks (Standard Webhooks): every event is POSTed to each URL. */
+export interface WebhookConfig {
+  /** http or https URLs; none, and no event is queued. */
+  urls: string[]
+  /** `whsec_` and the base64 of the HMAC-SHA256 key; set whenever urls are. */
+  secret?: string
+  /** Seconds an event is retried for, from when it was queued, before it is failed. */
+  retryFor: number
+  /** Seconds a receiver has to answer one attempt. */
+  timeout: number
 }
 
 /** Links mailed to users: a URL with a `{token}` placeholder; without one, a mail carries the code and the token only. */
@@ -186,7 +203,7 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL', 'ADMIN_TOKEN'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL', 'ADMIN_TOKEN', 'WEBHOOK_SECRET'])
 const maxTtlSeconds = 3650 * 86400
 // `ada@example.com` or `Ada Lovelace <ada@example.com>`: one address, no line break.
 const mailbox = /^(?:[^<>\r\n]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/
@@ -224,7 +241,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
     if (env[name] !== undefined && !URL.canParse(env[name])) problems.push(`${name}: not a valid URL`)
   }
-  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'AUDIT_RETENTION', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL'] as const) {
+  for (const name of ['ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE', 'PURGE_INTERVAL', 'AUDIT_RETENTION', 'SHUTDOWN_TIMEOUT', 'REQUEST_TIMEOUT', 'MAIL_RETRY_FOR', 'RESET_TOKEN_TTL', 'VERIFY_TOKEN_TTL', 'WEBHOOK_RETRY_FOR'] as const) {
     if (parseDuration(env[name]) > maxTtlSeconds) problems.push(`${name}: must be at most 3650d`)
   }
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REFRESH', 'RATE_LIMIT_PASSWORD_CHANGE', 'RATE_LIMIT_VERIFY', 'RATE_LIMIT_MAIL', 'RATE_LIMIT_ADMIN', 'LOGIN_FAILURES_PER_CLIENT', 'LOGIN_FAILURES_PER_ACCOUNT'] as const) {
@@ -251,6 +268,10 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   const trustProxy = readTrustProxy(env.TRUST_PROXY, problems)
   const rateLimitExempt = readRanges('RATE_LIMIT_EXEMPT', env.RATE_LIMIT_EXEMPT, problems) || []
   const signingKey = readSigningKey(env, problems)
+  const webhookUrls = readWebhookUrls(env.WEBHOOK_URLS, problems)
+  readWebhookSecret(env.WEBHOOK_SECRET, webhookUrls, problems)
+  // AbortSignal.timeout takes at most 2^31 - 1 ms; a receiver that needs minutes should answer first and work after.
+  if (parseDuration(env.WEBHOOK_TIMEOUT) > 300) problems.push('WEBHOOK_TIMEOUT: must be at most 5m')
   const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -308,7 +329,13 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     },
     requireVerifiedEmail: env.REQUIRE_VERIFIED_EMAIL === 'on',
     adminToken: env.ADMIN_TOKEN,
-    rateLimitExempt
+    rateLimitExempt,
+    webhooks: {
+      urls: webhookUrls,
+      secret: env.WEBHOOK_SECRET,
+      retryFor: parseDuration(env.WEBHOOK_RETRY_FOR),
+      timeout: parseDuration(env.WEBHOOK_TIMEOUT)
+    }
   }
 }
 
@@ -406,6 +433,28 @@ function validRange (proxy: string): boolean {
   if (family === 0 || rest.length > 0) return false
   if (prefix === undefined) return true
   return /^[1-9][0-9]{0,2}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
+}
+
+/** Comma-separated http or https URLs, each once. */
+function readWebhookUrls (list: string | undefined, problems: string[]): string[] {
+  const urls = [...new Set((list ?? '').split(',').map((url) => url.trim()).filter((url) => url !== ''))]
+  const bad = urls.filter((url) => !URL.canParse(url) || !['http:', 'https:'].includes(new URL(url).protocol))
+  if (bad.length > 0) problems.push(`WEBHOOK_URLS: must be http:// or https:// URLs, comma-separated; not ${bad.map((url) => JSON.stringify(url)).join(', ')}`)
+  return urls
+}
+
+/** Standard Webhooks' secret: `whsec_` and the base64 of a key of at least 24 bytes. Never echoed. */
+function readWebhookSecret (secret: string | undefined, urls: string[], problems: string[]): void {
+  if (secret === undefined) {
+    if (urls.length > 0) problems.push('WEBHOOK_SECRET: required with WEBHOOK_URLS, to sign every webhook')
+    return
+  }
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : ''
+  const key = Buffer.from(encoded, 'base64')
+  // The round trip refuses what Buffer would decode leniently: base64url, missing padding, stray characters.
+  if (key.toString('base64') !== encoded || key.length < 24) {
+    problems.push('WEBHOOK_SECRET: must be whsec_ followed by the base64 of at least 24 random bytes, such as whsec_$(openssl rand -base64 32)')
+  }
 }
 
 function publicKeyMatches (privateKey: KeyObject, publicPem: string): boolean {

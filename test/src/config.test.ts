@@ -7,6 +7,7 @@ const pem = (key: KeyObject, type: 'pkcs8' | 'spki') => key.export({ format: 'pe
 const ed25519 = generateKeyPairSync('ed25519')
 const previousOne = generateKeyPairSync('ed25519')
 const previousTwo = generateKeyPairSync('ed25519')
+const webhookSecret = `whsec_${Buffer.from('a webhook key of 24 bytes').toString('base64')}`
 
 function configError (environment: Record<string, string>): ConfigError {
   try {
@@ -71,7 +72,8 @@ t.test('defaults', async (t) => {
     },
     requireVerifiedEmail: false,
     adminToken: undefined,
-    rateLimitExempt: []
+    rateLimitExempt: [],
+    webhooks: { urls: [], secret: undefined, retryFor: 86400, timeout: 10 }
   })
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
@@ -125,7 +127,11 @@ t.test('reads every variable', async (t) => {
     RATE_LIMIT_MAIL: '3/1m',
     ADMIN_TOKEN: 'an-admin-token-of-at-least-32-characters',
     RATE_LIMIT_ADMIN: '100/1m',
-    RATE_LIMIT_EXEMPT: '10.1.0.0/16, 192.0.2.7'
+    RATE_LIMIT_EXEMPT: '10.1.0.0/16, 192.0.2.7',
+    WEBHOOK_URLS: 'https://hooks.example.com/auth, http://10.0.0.5:8080/in,https://hooks.example.com/auth',
+    WEBHOOK_SECRET: webhookSecret,
+    WEBHOOK_RETRY_FOR: '3d',
+    WEBHOOK_TIMEOUT: '5s'
   })
   t.match(config, {
     port: 8080,
@@ -174,7 +180,8 @@ t.test('reads every variable', async (t) => {
     },
     requireVerifiedEmail: true,
     adminToken: 'an-admin-token-of-at-least-32-characters',
-    rateLimitExempt: ['10.1.0.0/16', '192.0.2.7']
+    rateLimitExempt: ['10.1.0.0/16', '192.0.2.7'],
+    webhooks: { urls: ['https://hooks.example.com/auth', 'http://10.0.0.5:8080/in'], secret: webhookSecret, retryFor: 3 * 86400, timeout: 5 }
   })
   t.ok(config.signingKey?.equals(ed25519.privateKey))
   t.equal(config.previousPublicKeys.length, 2)
@@ -251,7 +258,16 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     [{ APP_NAME: 'x'.repeat(101) }, [/^APP_NAME: /]],
     [{ ADMIN_TOKEN: 'hunter2-is-too-short' }, [/^ADMIN_TOKEN: must not have fewer than 32 characters$/]],
     [{ RATE_LIMIT_ADMIN: 'lots' }, [/^RATE_LIMIT_ADMIN: /]],
-    [{ RATE_LIMIT_EXEMPT: '10.0.0.0/8, 0.0.0.0/0' }, [/^RATE_LIMIT_EXEMPT: must be addresses or CIDR ranges of at least one bit, comma-separated; not "0\.0\.0\.0\/0"$/]]
+    [{ RATE_LIMIT_EXEMPT: '10.0.0.0/8, 0.0.0.0/0' }, [/^RATE_LIMIT_EXEMPT: must be addresses or CIDR ranges of at least one bit, comma-separated; not "0\.0\.0\.0\/0"$/]],
+    [{ WEBHOOK_URLS: 'https://ok.example.com/in, ftp://files.example.com/,not a url', WEBHOOK_SECRET: webhookSecret }, [/^WEBHOOK_URLS: must be http:\/\/ or https:\/\/ URLs, comma-separated; not "ftp:\/\/files\.example\.com\/", "not a url"$/]],
+    [{ WEBHOOK_URLS: 'https://hooks.example.com/in' }, [/^WEBHOOK_SECRET: required with WEBHOOK_URLS, to sign every webhook$/]],
+    [{ WEBHOOK_SECRET: Buffer.from('hunter2 hunter2 hunter2 hunter2').toString('base64') }, [/^WEBHOOK_SECRET: must be whsec_ followed by the base64 of at least 24 random bytes/]],
+    [{ WEBHOOK_SECRET: `whsec_${Buffer.from('hunter2 is too short').toString('base64')}` }, [/^WEBHOOK_SECRET: /]],
+    [{ WEBHOOK_SECRET: `whsec_${Buffer.from('hunter2 hunter2 hunter2 hunter2').toString('base64url')}` }, [/^WEBHOOK_SECRET: /]],
+    [{ WEBHOOK_RETRY_FOR: '0' }, [/^WEBHOOK_RETRY_FOR: /]],
+    [{ WEBHOOK_RETRY_FOR: '3651d' }, [/^WEBHOOK_RETRY_FOR: must be at most 3650d$/]],
+    [{ WEBHOOK_TIMEOUT: 'soon' }, [/^WEBHOOK_TIMEOUT: must be a positive number of seconds/]],
+    [{ WEBHOOK_TIMEOUT: '6m' }, [/^WEBHOOK_TIMEOUT: must be at most 5m$/]]
   ]
   for (const [environment, expected] of cases) {
     const error = configError(environment)
@@ -260,6 +276,7 @@ t.test('bad values: one line per bad variable, naming it', async (t) => {
     t.match(error.message, /^Invalid configuration:\n {2}/)
     t.notMatch(error.message, /hunter2|sh0rtsecret|PRIVATE KEY/, 'no secret is echoed')
   }
+  t.notMatch(configError({ WEBHOOK_SECRET: 'whsec_hunter2' }).message, /hunter2/, 'nor a webhook secret')
 })
 
 t.test('NODE_ENV=production: introspection open only on purpose, and every open surface named', async (t) => {
