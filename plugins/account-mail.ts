@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { MailConfig } from '../src/config.js'
 import type { FastifyRequest } from 'fastify'
 import type { Database } from '../src/db/connect.js'
+import { normaliseEmail } from '../src/identity.js'
 import type { MailKind } from '../src/mail/templates.js'
 import { codeLifetime, type MailTokenKind, type MailTokenRow } from './mail-tokens.js'
 
@@ -24,7 +25,7 @@ export interface Recipient {
 export interface AccountMail {
   /** In tx: a new token of its kind for the user, mailed to `to` (the user's address, or the new one of an email change). */
   sendToken: (tx: Database, user: Recipient, kind: MailTokenKind, to: string) => Promise<void>
-  /** In tx: the password-changed notice. */
+  /** In tx: the password-changed notice, and its webhook. */
   notifyPasswordChanged: (tx: Database, user: Recipient) => Promise<void>
   /**
    * Off the request's path, so that the answer and its timing are the same whatever the address: a reset
@@ -39,8 +40,8 @@ export interface AccountMail {
   resendVerification: (user: Recipient & { emailVerified: boolean }) => Promise<number>
   /** A confirmation mail to the new address and a notice to the old one. */
   requestEmailChange: (user: Recipient, newEmail: string) => Promise<void>
-  /** The notice to the old address of a change made by an operator. */
-  notifyEmailChanged: (user: Recipient, newEmail: string) => Promise<void>
+  /** In tx: the notice to the old address of a change made by an operator, and the webhook. */
+  notifyEmailChanged: (tx: Database, user: Recipient, newEmail: string) => Promise<void>
   /** Resolves once every requestReset started so far has finished. */
   settled: () => Promise<void>
   /**
@@ -83,7 +84,7 @@ export function humanDuration (seconds: number): string {
 export const maskEmail = (email: string) => `${email.slice(0, 1)}***${email.slice(email.lastIndexOf('@'))}`
 
 export default fp<AccountMailOptions>(async (fastify, { mail }) => {
-  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
+  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository, webhooks } = fastify
   const links: Record<MailTokenKind, string | undefined> = {
     password_reset: mail.links.passwordReset,
     email_verify: mail.links.emailVerify,
@@ -141,6 +142,7 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
 
     async notifyPasswordChanged (tx, user) {
       await mailer.enqueue(tx, { kind: 'password_changed', to: user.email, variables: { username: user.username } })
+      await webhooks.enqueue(tx, 'password.changed', { user_id: user.id }, user.id)
     },
 
     requestReset (email, request) {
@@ -172,8 +174,9 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
       fastify.log.info({ userId: user.id }, 'email change requested')
     },
 
-    async notifyEmailChanged (user, newEmail) {
-      await db.transaction((tx) => noticeOfChange(tx, user, newEmail))
+    async notifyEmailChanged (tx, user, newEmail) {
+      await noticeOfChange(tx, user, newEmail)
+      await webhooks.enqueue(tx, 'email.changed', { user_id: user.id, email: normaliseEmail(newEmail) }, user.id)
     },
 
     async settled () {
@@ -206,6 +209,7 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
       const changed = await db.transaction(async (tx) => {
         if (!await mailTokens.consume(tx, token)) return false
         await usersRepository.changeEmail(tx, token.userId, token.email)
+        await webhooks.enqueue(tx, 'email.changed', { user_id: token.userId, email: token.email }, token.userId)
         // What was mailed to the old address proves nothing any more.
         await mailTokens.killAll(tx, token.userId, ['password_reset', 'email_verify', 'email_change'])
         return true
@@ -217,4 +221,4 @@ export default fp<AccountMailOptions>(async (fastify, { mail }) => {
 
   fastify.decorate('accountMail', service)
   fastify.addHook('preClose', () => service.settled())
-}, { name: 'account-mail', dependencies: ['audit', 'db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })
+}, { name: 'account-mail', dependencies: ['audit', 'db', 'mailer', 'webhooks', 'mail-tokens', 'revocations', 'sessions', 'users'] })

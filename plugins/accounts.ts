@@ -29,7 +29,7 @@ declare module 'fastify' {
 }
 
 export default fp(async (fastify) => {
-  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository } = fastify
+  const { audit, db, mailer, mailTokens, revocations, sessionManager, usersRepository, webhooks } = fastify
 
   fastify.decorate('accounts', {
     async delete (user, origin) {
@@ -38,6 +38,8 @@ export default fp(async (fastify) => {
         if (!await usersRepository.delete(tx, user.id)) return undefined
         await mailer.forget(tx, [user.email])
         await audit.forget(tx, [user.id])
+        await webhooks.forget(tx, [user.id])
+        await webhooks.enqueue(tx, 'user.deleted', { user_id: user.id }, user.id)
         await mailer.enqueue(tx, { kind: 'account_deleted', to: user.email, variables: { username: user.username } })
         return ids
       })
@@ -59,6 +61,8 @@ export default fp(async (fastify) => {
           deleted += await usersRepository.deleteMany(tx, ids)
           await mailer.forget(tx, batch.map((user) => user.email))
           await audit.forget(tx, ids)
+          await webhooks.forget(tx, ids)
+          await webhooks.enqueueAll(tx, ids.map((id) => ({ type: 'user.deleted', data: { user_id: id }, userId: id })))
           return tombstoned
         })
         revocations.remember(sessions)
@@ -71,6 +75,7 @@ export default fp(async (fastify) => {
     async setDisabled (userId, disabled, origin) {
       const revoked = await db.transaction(async (tx) => {
         if (!await usersRepository.setDisabled(tx, userId, disabled)) return undefined
+        await webhooks.enqueue(tx, disabled ? 'user.disabled' : 'user.enabled', { user_id: userId }, userId)
         if (!disabled) return []
         await mailTokens.killAll(tx, userId, ['password_reset', 'email_verify', 'email_change'])
         return sessionManager.revokeAllIn(tx, userId)
@@ -82,4 +87,4 @@ export default fp(async (fastify) => {
       return true
     }
   } satisfies Accounts)
-}, { name: 'accounts', dependencies: ['audit', 'db', 'mailer', 'mail-tokens', 'revocations', 'sessions', 'users'] })
+}, { name: 'accounts', dependencies: ['audit', 'db', 'mailer', 'webhooks', 'mail-tokens', 'revocations', 'sessions', 'users'] })

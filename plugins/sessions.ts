@@ -67,7 +67,7 @@ declare module 'fastify' {
 }
 
 export default fp<SessionOptions>(async (fastify, options) => {
-  const { db, tokenService, revocations, usersRepository } = fastify
+  const { db, tokenService, revocations, usersRepository, webhooks } = fastify
   const revokedError = () => tokenError('token_revoked', messages.tokenRevoked)
   const invalidError = () => tokenError('token_invalid', messages.tokenInvalid)
 
@@ -85,12 +85,15 @@ export default fp<SessionOptions>(async (fastify, options) => {
   async function revokeWhere (tx: Database, where: SQL | undefined): Promise<string[]> {
     const now = new Date()
     const revoked = await tx.update(sessions).set({ revokedAt: now })
-      .where(and(where, isNull(sessions.revokedAt))).returning({ id: sessions.id })
+      .where(and(where, isNull(sessions.revokedAt))).returning({ id: sessions.id, userId: sessions.userId })
     const ids = revoked.map((row) => row.id)
     if (ids.length > 0) {
       const justRevoked = tx.select({ id: sessions.id }).from(sessions).where(and(where, eq(sessions.revokedAt, now)))
       await tx.update(tokens).set({ revokedAt: now }).where(and(inArray(tokens.sessionId, justRevoked), isNull(tokens.revokedAt)))
       await revocations.publish(tx, ids)
+      const byUser = new Map<number, string[]>()
+      for (const row of revoked) byUser.set(row.userId, [...byUser.get(row.userId) ?? [], row.id])
+      await webhooks.enqueueAll(tx, [...byUser].map(([userId, sessionIds]) => ({ type: 'session.revoked', data: { user_id: userId, session_ids: sessionIds }, userId })))
     }
     return ids
   }
@@ -266,4 +269,4 @@ export default fp<SessionOptions>(async (fastify, options) => {
   }
 
   fastify.decorate('sessionManager', service)
-}, { name: 'sessions', dependencies: ['db', 'tokens', 'revocations', 'users'] })
+}, { name: 'sessions', dependencies: ['db', 'tokens', 'revocations', 'users', 'webhooks'] })

@@ -94,7 +94,7 @@ export interface UsersRepository {
    * username_taken or email_taken); a new email is unverified unless `emailVerified` says otherwise. False for
    * no such user.
    */
-  update: (id: number, changes: { username?: string, email?: string, emailVerified?: boolean }) => Promise<boolean>
+  update: (id: number, changes: { username?: string, email?: string, emailVerified?: boolean }, tx?: Database) => Promise<boolean>
   /** Up to `limit` users of a cohort. */
   cohort: (tag: string, limit: number) => Promise<Array<{ id: number, email: string }>>
   /** In tx: deletes these users' rows; answers how many. */
@@ -279,15 +279,15 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       return row
     },
 
-    async update (id, { username, email, emailVerified }) {
+    async update (id, { username, email, emailVerified }, tx = db) {
       const changes = {
         ...(username === undefined ? {} : { username: username.normalize('NFKC'), usernameKey: usernameKey(username), ...lookalikeKeys(username) }),
         ...(email === undefined ? {} : { email: normaliseEmail(email), emailKey: emailKey(email), emailVerified: false }),
         ...(emailVerified === undefined ? {} : { emailVerified })
       }
-      if (Object.keys(changes).length === 0) return await this.account(id) !== undefined
+      if (Object.keys(changes).length === 0) return (await tx.select({ id: users.id }).from(users).where(eq(users.id, id))).length > 0
       try {
-        const updated = await db.update(users).set(changes).where(eq(users.id, id)).returning({ id: users.id })
+        const updated = await tx.update(users).set(changes).where(eq(users.id, id)).returning({ id: users.id })
         profiles.delete(id)
         return updated.length > 0
       } catch (error) {

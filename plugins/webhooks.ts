@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto'
+import { inArray } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import type { WebhookConfig } from '../src/config.js'
 import type { Database } from '../src/db/connect.js'
@@ -20,9 +21,23 @@ export interface WebhooksOptions {
  * WEBHOOK_RETRY_FOR. A row keeps one message id (the `webhook-id` header) and one body for all its attempts; the
  * body is erased once the row is sent or failed.
  */
+export interface WebhookEvent {
+  type: WebhookEventType
+  data: Record<string, unknown>
+  /** The user the event is about. */
+  userId?: number
+}
+
 export interface Webhooks {
   /** In tx: queues the event for every target URL, each row with a message id of its own; every instance is woken to deliver it once tx commits. Does nothing without WEBHOOK_URLS. */
   enqueue: (tx: Database, type: WebhookEventType, data: Record<string, unknown>, userId?: number) => Promise<void>
+  /** In tx: queues several events at once, as enqueue() does each. */
+  enqueueAll: (tx: Database, events: WebhookEvent[]) => Promise<void>
+  /**
+   * In tx: the users are being deleted: every event about them, delivered or not, is deleted, so that none still
+   * queued carries their username or address anywhere. Their user.deleted is queued after this.
+   */
+  forget: (tx: Database, userIds: number[]) => Promise<void>
   /** Delivers the events due now, and those that fall due meanwhile; resolves once none is left (for tests and shutdown). */
   deliver: () => Promise<void>
   /** Deliveries waiting, retries included. */
@@ -62,10 +77,13 @@ function describeFailure (error: unknown): string {
 export default fp<WebhooksOptions>(async (fastify, { webhooks: { urls, secret, retryFor, timeout }, pollInterval = 1000 }) => {
   const { db } = fastify
   const queued = () => queuedIn(db, webhookOutbox)
+  const forget: Webhooks['forget'] = async (tx, userIds) => {
+    await tx.delete(webhookOutbox).where(inArray(webhookOutbox.userId, userIds))
+  }
   // Without a URL nothing is queued, and no worker looks for deliveries: rows queued before WEBHOOK_URLS was
   // unset wait until it is set again.
   if (urls.length === 0) {
-    fastify.decorate('webhooks', { enqueue: async () => {}, deliver: async () => {}, queued } satisfies Webhooks)
+    fastify.decorate('webhooks', { enqueue: async () => {}, enqueueAll: async () => {}, forget, deliver: async () => {}, queued } satisfies Webhooks)
     return
   }
   const { webhooks: counted } = fastify.authMetrics
@@ -118,20 +136,21 @@ export default fp<WebhooksOptions>(async (fastify, { webhooks: { urls, secret, r
     }
   })
 
-  fastify.decorate('webhooks', {
-    async enqueue (tx, type, data, userId) {
-      // Serialised once: every attempt sends, and signs, the same bytes.
-      const payload = JSON.stringify({ type, timestamp: new Date().toISOString(), data })
-      await tx.insert(webhookOutbox).values(urls.map((url) => ({
-        messageId: `msg_${randomUUID().replaceAll('-', '')}`,
-        url,
-        type,
-        payload,
-        userId
-      })))
+  const service: Webhooks = {
+    enqueue: (tx, type, data, userId) => service.enqueueAll(tx, [{ type, data, userId }]),
+    async enqueueAll (tx, events) {
+      if (events.length === 0) return
+      const timestamp = new Date().toISOString()
+      await tx.insert(webhookOutbox).values(events.flatMap(({ type, data, userId }) => {
+        // Serialised once: every attempt sends, and signs, the same bytes.
+        const payload = JSON.stringify({ type, timestamp, data })
+        return urls.map((url) => ({ messageId: `msg_${randomUUID().replaceAll('-', '')}`, url, type, payload, userId }))
+      }))
       await outbox.wake(tx)
     },
+    forget,
     deliver: outbox.deliver,
     queued
-  } satisfies Webhooks)
+  }
+  fastify.decorate('webhooks', service)
 }, { name: 'webhooks', dependencies: ['db', 'metrics'] })

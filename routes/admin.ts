@@ -22,7 +22,7 @@ const anyStrongPassword = '\u0000 stands for a hashed password'
 
 /** The operators' API: users, cohorts for load tests, sessions. Every call is logged with its outcome. */
 const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { adminToken }) => {
-  const { accountMail, accounts, audit, passwordHasher, sessionManager, usersRepository } = fastify
+  const { accountMail, accounts, audit, db, passwordHasher, sessionManager, usersRepository, webhooks } = fastify
   const digest = (text: string) => createHash('sha256').update(text).digest()
   const expected = adminToken === undefined ? undefined : digest(`Bearer ${adminToken}`)
 
@@ -114,7 +114,11 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
         if (item.password_hash !== undefined && !argon2idHash.test(item.password_hash)) problems.password_hash = [messages.invalidPasswordHash]
         if (Object.keys(problems).length > 0) throw fieldErrors(problems)
         const passwordHash = item.password_hash ?? await passwordHasher.hash(item.password!)
-        const user = await usersRepository.create({ username: item.username, email: item.email, passwordHash, emailVerified: item.email_verified, tag })
+        const user = await db.transaction(async (tx) => {
+          const created = await usersRepository.create({ username: item.username, email: item.email, passwordHash, emailVerified: item.email_verified, tag }, tx)
+          await webhooks.enqueue(tx, 'user.registered', { user: created }, created.id)
+          return created
+        })
         audit.record({ type: 'user.registered', userId: user.id, ...byAdmin(request), detail: tag === undefined ? {} : { tag } })
         created.push(toAdminUser((await usersRepository.account(user.id))!))
       } catch (error) {
@@ -138,12 +142,12 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
     const problems = registrationErrors({ username: username ?? 'unchanged', email: email ?? 'unchanged@example.com', password: anyStrongPassword })
     delete problems.password
     if (Object.keys(problems).length > 0) throw fieldErrors(problems)
-    await usersRepository.update(id, { username, email, emailVerified })
-    // As at a change by the user: the old address hears of it, or an account could be taken over unseen.
-    if (email !== undefined) {
-      await accountMail.notifyEmailChanged(current, email)
-      audit.record({ type: 'email.changed', userId: id, ...byAdmin(request) })
-    }
+    await db.transaction(async (tx) => {
+      await usersRepository.update(id, { username, email, emailVerified }, tx)
+      // As at a change by the user: the old address hears of it, or an account could be taken over unseen.
+      if (email !== undefined) await accountMail.notifyEmailChanged(tx, current, email)
+    })
+    if (email !== undefined) audit.record({ type: 'email.changed', userId: id, ...byAdmin(request) })
     if (disabled !== undefined) await accounts.setDisabled(id, disabled, byAdmin(request))
     return detail(id)
   })

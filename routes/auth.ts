@@ -15,7 +15,7 @@ export interface AuthRouteOptions {
 }
 
 const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requireVerifiedEmail }) => {
-  const { accountMail, audit, db, deviceTokens, passwordHasher, sessionManager, usersRepository } = fastify
+  const { accountMail, audit, db, deviceTokens, passwordHasher, sessionManager, usersRepository, webhooks } = fastify
   const { failedLogins } = fastify.throttle
   const { logins, registrations } = fastify.authMetrics
 
@@ -34,6 +34,7 @@ const auth: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (fastify, { requ
       const user = await db.transaction(async (tx) => {
         const created = await usersRepository.create({ username, email, passwordHash }, tx)
         await accountMail.sendToken(tx, created, 'email_verify', created.email)
+        await webhooks.enqueue(tx, 'user.registered', { user: created }, created.id)
         return created
       })
       registrations.inc()
