@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -11,6 +11,8 @@ import type { TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import app from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { openPglite } from '../src/db/pglite.js'
+import { migrationsFolder } from '../src/paths.js'
 import { serverOptions } from '../src/options.js'
 
 export const postgresUrl = process.env.DATABASE_URL
@@ -57,12 +59,44 @@ export function dataDir (t: Test): string {
   return dir
 }
 
-/** The environment of a test instance: its own data dir, and its own database on PostgreSQL runs. */
+let pgliteTemplate: Promise<string> | undefined
+/**
+ * A PGlite database with every migration applied, made once for each version of the migrations and shared by the
+ * test processes (in the system's temporary directory, named by a digest of drizzle/): creating a database and
+ * migrating it costs seconds, copying it tens of milliseconds.
+ */
+function migratedPglite (): Promise<string> {
+  pgliteTemplate ??= (async () => {
+    const digest = createHash('sha256')
+    const files = readdirSync(migrationsFolder, { recursive: true, encoding: 'utf8' }).sort()
+    for (const file of files) digest.update(file).update(file.endsWith('.sql') || file.endsWith('.json') ? readFileSync(join(migrationsFolder, file)) : '')
+    const template = join(tmpdir(), `auth-test-pglite-${digest.digest('hex').slice(0, 16)}`)
+    if (existsSync(template)) return template
+    const building = mkdtempSync(join(tmpdir(), 'auth-test-pglite-building-'))
+    await (await openPglite(building)).close()
+    try {
+      renameSync(building, template)
+    } catch {
+      // Another test process made it meanwhile.
+      rmSync(building, { recursive: true, force: true })
+    }
+    return template
+  })()
+  return pgliteTemplate
+}
+
+/**
+ * The environment of a test instance: its own data dir, and its own database: on PostgreSQL a new one, on PGlite a
+ * copy of a migrated one in the data dir (unless the test brings its DATA_DIR).
+ */
 export async function testEnvironment (t: Test, overrides: Record<string, string> = {}): Promise<Record<string, string>> {
   // Limits off unless a test turns them on: most tests log in and register far more than a client may.
   const environment: Record<string, string> = { DATA_DIR: dataDir(t), LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...overrides }
   if (postgresUrl !== undefined && environment.DATABASE_URL === undefined) {
     environment.DATABASE_URL = await freshDatabase(t, postgresUrl)
+  }
+  if (environment.DATABASE_URL === undefined && overrides.DATA_DIR === undefined) {
+    cpSync(join(await migratedPglite(), 'pglite'), join(environment.DATA_DIR!, 'pglite'), { recursive: true })
   }
   return environment
 }
