@@ -40,9 +40,11 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
     'DELETE /auth/me/',
     'DELETE /auth/sessions/{id}',
     'GET /.well-known/jwks.json',
+    'GET /admin/events/',
     'GET /admin/users/',
     'GET /admin/users/{id}',
     'GET /auth/me/',
+    'GET /auth/me/events/',
     'GET /auth/sessions/',
     'GET /health',
     'GET /health/live',
@@ -67,7 +69,7 @@ t.test('/openapi.json describes every route, status and the bearer scheme', asyn
     'POST /auth/verify/'
   ], 'every route, and nothing of the docs themselves')
 
-  const protectedRoutes = ['GET /auth/me/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/', 'POST /auth/email/verify/resend/', 'POST /auth/email/change/', 'DELETE /auth/me/']
+  const protectedRoutes = ['GET /auth/me/', 'GET /auth/me/events/', 'GET /auth/sessions/', 'DELETE /auth/sessions/{id}', 'POST /auth/logout/all/', 'POST /auth/password/change/', 'POST /auth/email/verify/resend/', 'POST /auth/email/change/', 'DELETE /auth/me/']
   for (const { name, operation } of operations) {
     t.ok(operation.summary !== undefined && operation.tags?.length === 1, `${name}: a summary and a tag`)
     if (protectedRoutes.includes(name)) t.same(operation.security, [{ bearerAuth: [] }], `${name}: needs a bearer token`)
