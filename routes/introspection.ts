@@ -45,13 +45,16 @@ const introspection: FastifyPluginAsyncTypebox<IntrospectionOptions> = async (fa
     }
   }
 
-  fastify.post('/auth/verify/', {
-    onRequest: fastify.throttle.verify,
-    schema: { tags: ['tokens'], summary: 'Verify a token: 200 if it is valid now', body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
-  }, async (request) => {
-    await inspect(request, request.body.token)
-    return {}
-  })
+  // SimpleJWT's TokenVerifyView's default path too.
+  for (const path of ['/auth/verify/', '/api/token/verify/']) {
+    fastify.post(path, {
+      onRequest: fastify.throttle.verify,
+      schema: { tags: ['tokens'], summary: 'Verify a token: 200 if it is valid now', body: TokenBody, response: { 200: Type.Object({}), 401: ErrorBody, ...bodyErrors, ...throttledErrors } }
+    }, async (request) => {
+      await inspect(request, request.body.token)
+      return {}
+    })
+  }
 
   const expected = introspectionSecret === undefined ? undefined : digest(introspectionSecret)
   async function checkCaller (request: FastifyRequest) {

@@ -65,13 +65,16 @@ export interface ErrorBody {
   error: string
   code: string
   message: string
+  /** The message again, where Django REST framework clients read it. */
+  detail: string
   errors?: Record<string, string[]>
 }
 
-/** The one shape of every error answer: the status, its reason phrase, our code, a message and field errors. */
+/** The one shape of every error answer: the status, its reason phrase, our code, a message (twice) and field errors. */
 export function errorBody (statusCode: number, code: string, message: string, errors?: Record<string, string[]>): ErrorBody {
   // Every status the service answers with is a standard one, which STATUS_CODES names.
-  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] as string, code, message }
+  // detail: the message where DRF clients read it.
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] as string, code, message, detail: message }
   if (errors !== undefined) body.errors = errors
   return body
 }

@@ -48,6 +48,7 @@ export const ErrorBody = Type.Object({
   error: Type.String(),
   code: Type.String(),
   message: Type.String(),
+  detail: Type.String({ description: 'The message again, where Django REST framework clients read it' }),
   errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String())))
 })
 

@@ -92,7 +92,7 @@ t.test('a disabled account', async (t) => {
   t.equal(refresh.json().code, 'token_revoked')
   const right = await login(body.password)
   t.equal(right.statusCode, 403, 'the right password learns that the account is disabled')
-  t.same(right.json(), { statusCode: 403, error: 'Forbidden', code: 'account_disabled', message: 'This account is disabled.' })
+  t.same(right.json(), { statusCode: 403, error: 'Forbidden', code: 'account_disabled', message: 'This account is disabled.', detail: 'This account is disabled.' })
   const wrong = await login('not the password')
   t.equal(wrong.statusCode, 401, 'a wrong password learns nothing')
   t.equal(wrong.json().code, 'invalid_credentials')

@@ -88,7 +88,7 @@ t.test('REQUIRE_VERIFIED_EMAIL=on: the right password on an unverified address i
   t.equal(wrong.json().code, 'invalid_credentials')
   const unverified = await login(body.password)
   t.equal(unverified.statusCode, 403)
-  t.same(unverified.json(), { statusCode: 403, error: 'Forbidden', code: 'email_unverified', message: 'Verify your email address before logging in: use the link or code mailed to you.' })
+  t.same(unverified.json(), { statusCode: 403, error: 'Forbidden', code: 'email_unverified', message: 'Verify your email address before logging in: use the link or code mailed to you.', detail: 'Verify your email address before logging in: use the link or code mailed to you.' })
   const mail = await smtp.mailTo(body.email)
   t.equal((await app.inject({ method: 'POST', url: '/auth/email/verify/', payload: { token: tokenOf(mail) } })).statusCode, 204)
   t.equal((await login(body.password)).statusCode, 200)

@@ -29,7 +29,7 @@ t.test('errors are JSON with a code, and bad input changes nothing', async (t) =
 
   const notFound = await app.inject({ method: 'GET', url: '/nowhere?x=1' })
   t.equal(notFound.statusCode, 404)
-  t.same(notFound.json(), { statusCode: 404, error: 'Not Found', code: 'not_found', message: 'Route GET /nowhere not found' })
+  t.same(notFound.json(), { statusCode: 404, error: 'Not Found', code: 'not_found', message: 'Route GET /nowhere not found', detail: 'Route GET /nowhere not found' })
   const badUrl = await app.inject({ method: 'GET', url: '/auth/%zz' })
   t.equal(badUrl.statusCode, 400)
   t.equal(badUrl.headers['cache-control'], 'no-store')
@@ -64,6 +64,6 @@ t.test('health, and a 500 with no detail when the database is gone', async (t) =
   for (const url of ['/auth/login/', '/auth/register/']) {
     const failing = await app.inject({ method: 'POST', url, payload: newUser() })
     t.equal(failing.statusCode, 500, url)
-    t.same(failing.json(), { statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Something went wrong.' })
+    t.same(failing.json(), { statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Something went wrong.', detail: 'Something went wrong.' })
   }
 })

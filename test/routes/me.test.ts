@@ -29,7 +29,7 @@ t.test('GET /auth/me/', async (t) => {
   t.test('without credentials: 401 not_authenticated with a bare challenge', async (t) => {
     const response = await me()
     t.equal(response.statusCode, 401)
-    t.same(response.json(), { statusCode: 401, error: 'Unauthorized', code: 'not_authenticated', message: 'Authentication credentials were not provided.' })
+    t.same(response.json(), { statusCode: 401, error: 'Unauthorized', code: 'not_authenticated', message: 'Authentication credentials were not provided.', detail: 'Authentication credentials were not provided.' })
     t.equal(response.headers['www-authenticate'], 'Bearer realm="api"')
   })
 

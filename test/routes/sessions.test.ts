@@ -45,7 +45,7 @@ t.test('session management', async (t) => {
 
     const strangers = await remove(String(claimsOf(stranger.tokens.access).sid))
     t.equal(strangers.statusCode, 404, 'someone else\'s session')
-    t.same(strangers.json(), { statusCode: 404, error: 'Not Found', code: 'not_found', message: 'No such session.' })
+    t.same(strangers.json(), { statusCode: 404, error: 'Not Found', code: 'not_found', message: 'No such session.', detail: 'No such session.' })
     t.equal((await me(stranger.tokens.access)).statusCode, 200, 'and it is untouched')
     t.equal((await remove(crypto.randomUUID())).statusCode, 404, 'a session that does not exist')
     t.equal((await remove('not-a-uuid')).statusCode, 404, 'an id that cannot exist')

@@ -201,7 +201,7 @@ t.test('a rotated refresh token presented after the grace window revokes the who
   t.same(logged.map((call) => call.args), [[{ userId: claimsOf(first.refresh).user_id, sessionId: claimsOf(first.refresh).sid, presentedAt: 'refresh' }, 'refresh token reused: session revoked']])
   t.notMatch(JSON.stringify(logged.map((call) => call.args)), first.refresh.split('.')[2]!, 'never the token')
   t.equal(reused.statusCode, 401)
-  t.same(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_reused', message: 'Token was already used; the session has been revoked' })
+  t.same(reused.json(), { statusCode: 401, error: 'Unauthorized', code: 'token_reused', message: 'Token was already used; the session has been revoked', detail: 'Token was already used; the session has been revoked' })
   t.match(reused.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
 
   for (const access of [first.access, second.access]) t.equal((await me(access)).json().code, 'token_revoked', 'access tokens die at once')
