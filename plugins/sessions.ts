@@ -5,6 +5,8 @@ import { prepared, type Database } from '../src/db/connect.js'
 import { clientKey } from '../src/client-address.js'
 import { revokedSessions, sessions, tokens } from '../src/db/schema.js'
 import { messages, tokenError } from '../src/errors.js'
+import type { LegacyJwtConfig } from '../src/config.js'
+import { legacyRefreshReader, type LegacyRefresh } from '../src/legacy-jwt.js'
 import { sha256, toPair, type TokenClaims, type TokenPair, type UserRef } from './tokens.js'
 
 export interface SessionOptions {
@@ -12,6 +14,8 @@ export interface SessionOptions {
   sessionMaxAge: number
   /** Seconds during which a rotated refresh token gets its replacement again; 0 turns this off. */
   refreshReuseGrace: number
+  /** The SimpleJWT cutover window: the old service's refresh tokens are exchanged for sessions. */
+  legacyJwt?: LegacyJwtConfig
 }
 
 export interface ClientInfo {
@@ -30,7 +34,9 @@ export interface SessionManager {
   start: (user: UserRef, client: ClientInfo, passwordHash: string) => Promise<{ pair: TokenPair, sessionId: string } | undefined>
   /**
    * Rotates a refresh token. Presented again within the grace window, it gets the same new refresh
-   * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown.
+   * token; after that, it is reuse: the whole session is revoked and 401 token_reused thrown. During the SimpleJWT
+   * cutover window, a refresh token of the old service opens a session, as the first refresh token of which it is
+   * then rotated, under the same rules.
    */
   refresh: (refreshToken: string, client: ClientInfo) => Promise<{ pair: TokenPair, replayed: boolean }>
   /** Revokes the session of a refresh token. */
@@ -121,6 +127,29 @@ export default fp<SessionOptions>(async (fastify, options) => {
     return { ...row, session }
   }
 
+  const readLegacy = options.legacyJwt === undefined ? undefined : legacyRefreshReader(options.legacyJwt)
+
+  /** The claims a legacy refresh token stands for here; a 401 when its user was not imported, or is disabled. */
+  async function legacyClaims (legacy: LegacyRefresh): Promise<TokenClaims> {
+    const user = await usersRepository.findById(legacy.userId)
+    if (user === undefined) throw invalidError()
+    if (user.disabled) throw revokedError()
+    const [iat, exp] = [legacy.issuedAt.getTime() / 1000, legacy.expiresAt.getTime() / 1000]
+    return { sub: String(legacy.userId), user_id: legacy.userId, sid: legacy.sid, jti: legacy.jti, token_type: 'refresh', iat, exp, iss: '', aud: '' }
+  }
+
+  /**
+   * In tx: the session of a legacy refresh token, and the token as its first refresh token (its digest only), made
+   * at its first presentation; at any later one (or a racing first one) they exist already, and are left as they are.
+   */
+  async function adoptLegacy (tx: Database, legacy: LegacyRefresh, refreshToken: string, client: ClientInfo): Promise<void> {
+    const now = new Date()
+    const [opened] = await tx.insert(sessions).values({ id: legacy.sid, userId: legacy.userId, createdAt: now, lastUsedAt: now, expiresAt: legacy.expiresAt, ...recorded(client) })
+      .onConflictDoNothing().returning({ id: sessions.id })
+    if (opened === undefined) return
+    await tx.insert(tokens).values({ jti: legacy.jti, userId: legacy.userId, sessionId: legacy.sid, type: 'refresh', tokenHash: sha256(refreshToken), createdAt: legacy.issuedAt, expiresAt: legacy.expiresAt })
+  }
+
   /** As the session records its client: its user agent cut to 512 characters. */
   const recorded = (client: ClientInfo) => ({ userAgent: client.userAgent?.slice(0, 512) ?? null, ip: client.ip ?? null })
 
@@ -161,9 +190,11 @@ export default fp<SessionOptions>(async (fastify, options) => {
     },
 
     async refresh (refreshToken, client) {
-      const claims = tokenService.verify(refreshToken, 'refresh')
+      const legacy = readLegacy?.(refreshToken)
+      const claims = legacy === undefined ? tokenService.verify(refreshToken, 'refresh') : await legacyClaims(legacy)
       const user = await userOf(claims)
       const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
+        if (legacy !== undefined) await adoptLegacy(tx, legacy, refreshToken, client)
         const row = await lockRefreshToken(tx, refreshToken, claims)
         const notAfter = new Date(row.session.createdAt.getTime() + options.sessionMaxAge * 1000)
         // Reached only when SESSION_MAX_AGE was lowered: refresh tokens never outlive their session.

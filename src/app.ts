@@ -70,7 +70,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(audit)
   await fastify.register(webhooks, { webhooks: config.webhooks })
-  await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace })
+  await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace, legacyJwt: config.legacyJwt })
   await fastify.register(mailTokens, { signingKey })
   await fastify.register(mailer, { mail: config.mail, dataDir: config.dataDir })
   await fastify.register(accountMail, { mail: config.mail })

@@ -68,6 +68,10 @@ export const EnvSchema = Type.Object({
   WEBHOOK_SECRET: Type.Optional(Type.String()),
   WEBHOOK_RETRY_FOR: { ...Duration, default: '24h' },
   WEBHOOK_TIMEOUT: { ...Duration, default: '10s' },
+  LEGACY_JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  LEGACY_JWT_ALGORITHM: Type.Enum(['HS256', 'HS384', 'HS512'], { default: 'HS256' }),
+  LEGACY_JWT_UNTIL: Type.Optional(Type.String({ format: 'date-time' })),
+  LEGACY_JWT_USER_ID_CLAIM: Type.String({ minLength: 1, maxLength: 100, default: 'user_id' }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
 })
 type Env = Static<typeof EnvSchema>
@@ -160,6 +164,18 @@ export interface Config {
   /** Addresses or CIDR ranges (a load generator's) that skip the per-client request limits. */
   rateLimitExempt: string[]
   webhooks: WebhookConfig
+  /** The SimpleJWT cutover window: the old service's refresh tokens exchanged for sessions until `until`. */
+  legacyJwt?: LegacyJwtConfig
+}
+
+export interface LegacyJwtConfig {
+  /** The old service's SIMPLE_JWT SIGNING_KEY (by default Django's SECRET_KEY). */
+  secret: string
+  algorithm: 'HS256' | 'HS384' | 'HS512'
+  /** The end of the window: from then on, a legacy token is token_invalid. */
+  until: Date
+  /** The claim that holds the user's id. */
+  userIdClaim: string
 }
 
 /** Signed webhooks (Standard Webhooks): every event is POSTed to each URL. */
@@ -203,7 +219,7 @@ export class ConfigError extends Error {
   }
 }
 
-const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL', 'ADMIN_TOKEN', 'WEBHOOK_SECRET'])
+const secretVariables = new Set(['DATABASE_URL', 'INTROSPECTION_SECRET', 'METRICS_TOKEN', 'REDIS_URL', 'SMTP_URL', 'ADMIN_TOKEN', 'WEBHOOK_SECRET', 'LEGACY_JWT_SECRET'])
 const maxTtlSeconds = 3650 * 86400
 // `ada@example.com` or `Ada Lovelace <ada@example.com>`: one address, no line break.
 const mailbox = /^(?:[^<>\r\n]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/
@@ -273,6 +289,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   // AbortSignal.timeout takes at most 2^31 - 1 ms; a receiver that needs minutes should answer first and work after.
   if (parseDuration(env.WEBHOOK_TIMEOUT) > 300) problems.push('WEBHOOK_TIMEOUT: must be at most 5m')
   const previousPublicKeys = readPreviousKeys(env.JWT_PREVIOUS_PUBLIC_KEYS, problems)
+  const legacyJwt = readLegacyJwt(env, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -335,8 +352,26 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
       secret: env.WEBHOOK_SECRET,
       retryFor: parseDuration(env.WEBHOOK_RETRY_FOR),
       timeout: parseDuration(env.WEBHOOK_TIMEOUT)
-    }
+    },
+    legacyJwt
   }
+}
+
+/** Days ahead LEGACY_JWT_UNTIL may be: a cutover window, not a second way in for ever. */
+const legacyWindowDays = 90
+
+function readLegacyJwt (env: Env, problems: string[]): LegacyJwtConfig | undefined {
+  if (env.LEGACY_JWT_SECRET === undefined) {
+    if (env.LEGACY_JWT_UNTIL !== undefined) problems.push('LEGACY_JWT_UNTIL: set without LEGACY_JWT_SECRET, which the window needs')
+    return undefined
+  }
+  if (env.LEGACY_JWT_UNTIL === undefined) {
+    problems.push('LEGACY_JWT_UNTIL: required with LEGACY_JWT_SECRET: the end of the cutover window, such as 2027-01-31T00:00:00Z')
+    return undefined
+  }
+  const until = new Date(env.LEGACY_JWT_UNTIL)
+  if (until.getTime() > Date.now() + legacyWindowDays * 86400_000) problems.push(`LEGACY_JWT_UNTIL: must be at most ${legacyWindowDays} days ahead, got ${JSON.stringify(env.LEGACY_JWT_UNTIL)}`)
+  return { secret: env.LEGACY_JWT_SECRET, algorithm: env.LEGACY_JWT_ALGORITHM, until, userIdClaim: env.LEGACY_JWT_USER_ID_CLAIM }
 }
 
 /** What a production instance leaves open to anyone who reaches it, one line each: warned about at start. */
