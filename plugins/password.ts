@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { hash, parseOptions, verify } from '@node-rs/argon2'
 import fp from 'fastify-plugin'
+import { isVerifiableDjangoHash, verifyDjangoHash } from '../src/django-hashes.js'
 import { apiError, messages } from '../src/errors.js'
 
 /** OWASP's argon2id baseline, set explicitly: argon2id is the library's default algorithm. */
@@ -15,7 +16,10 @@ export interface HashingOptions {
 
 export interface PasswordHasher {
   hash: (password: string) => Promise<string>
-  /** False for a wrong password and for a hash that cannot be read. */
+  /**
+   * False for a wrong password and for a hash that cannot be read. Reads this service's argon2 hashes and the
+   * formats of src/django-hashes.ts (users moved in from Django, until their first login re-hashes).
+   */
   verify: (passwordHash: string, password: string) => Promise<boolean>
   /** Spends the same time as verify, for logins of unknown users. */
   verifyDummy: (password: string) => Promise<void>
@@ -66,17 +70,30 @@ export function hashingSlots ({ concurrency, queue }: HashingOptions) {
 export async function createPasswordHasher (options: HashingOptions): Promise<PasswordHasher> {
   const slots = hashingSlots(options)
   const dummyHash = await hash(randomBytes(16).toString('hex'), argon2Parameters)
-  const verifyHash = (passwordHash: string, password: string) => slots.run(async () => {
+  const verifyArgon2 = async (passwordHash: string, password: string) => {
     try {
       return await verify(passwordHash, normalise(password))
     } catch {
       return false
     }
+  }
+  const verifyHash = (passwordHash: string, password: string) => slots.run(async () => {
+    // Our own hashes first, by their prefix: the common path costs one string comparison more than before.
+    if (passwordHash.startsWith('$argon2')) return await verifyArgon2(passwordHash, password)
+    // A hash that can never match (Django's unusable `!…`, a refused format) still spends an argon2id verify,
+    // so that its answer takes as long as an unknown user's.
+    if (!isVerifiableDjangoHash(passwordHash)) {
+      await verifyArgon2(dummyHash, password)
+      return false
+    }
+    // Django hashed the password as typed, without normalising it: so is it checked.
+    return await verifyDjangoHash(passwordHash, password)
   })
   return {
     hash: (password) => slots.run(() => hash(normalise(password), argon2Parameters)),
     verify: verifyHash,
     verifyDummy: async (password) => { await verifyHash(dummyHash, password) },
+    // Every hash but a strong enough argon2id, Django's included: the first login replaces it.
     needsRehash (passwordHash) {
       if (!passwordHash.startsWith('$argon2id$')) return true
       const used = parseOptions(passwordHash)
