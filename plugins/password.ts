@@ -44,26 +44,30 @@ const normalise = (password: string) => password.normalize('NFC')
  */
 export function hashingSlots ({ concurrency, queue }: HashingOptions) {
   let inFlight = 0
+  // Two lines, one limit: a waiting argon2 hash (about 20 ms) goes before a waiting costly one (a Django
+  // PBKDF2 of 720,000 iterations, about 400 ms), so a wave of first logins of imported users delays everyone
+  // else's logins by one costly hash at most, not by the whole wave.
   const waiting: Array<() => void> = []
+  const waitingCostly: Array<() => void> = []
   return {
-    async run<T> (work: () => Promise<T>): Promise<T> {
+    async run<T> (work: () => Promise<T>, { costly = false } = {}): Promise<T> {
       if (inFlight < concurrency) {
         inFlight++
-      } else if (waiting.length < queue) {
+      } else if (waiting.length + waitingCostly.length < queue) {
         // The finishing job hands its slot over: inFlight stays as it is.
-        await new Promise<void>((resolve) => waiting.push(resolve))
+        await new Promise<void>((resolve) => (costly ? waitingCostly : waiting).push(resolve))
       } else {
         throw apiError(503, 'service_unavailable', messages.hashingBusy, { headers: { 'retry-after': '1' } })
       }
       try {
         return await work()
       } finally {
-        const next = waiting.shift()
+        const next = waiting.shift() ?? waitingCostly.shift()
         if (next === undefined) inFlight--
         else next()
       }
     },
-    load: () => ({ inFlight, queued: waiting.length })
+    load: () => ({ inFlight, queued: waiting.length + waitingCostly.length })
   }
 }
 
@@ -77,18 +81,20 @@ export async function createPasswordHasher (options: HashingOptions): Promise<Pa
       return false
     }
   }
-  const verifyHash = (passwordHash: string, password: string) => slots.run(async () => {
+  const verifyHash = (passwordHash: string, password: string) => {
     // Our own hashes first, by their prefix: the common path costs one string comparison more than before.
-    if (passwordHash.startsWith('$argon2')) return await verifyArgon2(passwordHash, password)
+    if (passwordHash.startsWith('$argon2')) return slots.run(() => verifyArgon2(passwordHash, password))
     // A hash that can never match (Django's unusable `!…`, a refused format) still spends an argon2id verify,
     // so that its answer takes as long as an unknown user's.
     if (!isVerifiableDjangoHash(passwordHash)) {
-      await verifyArgon2(dummyHash, password)
-      return false
+      return slots.run(async () => {
+        await verifyArgon2(dummyHash, password)
+        return false
+      })
     }
     // Django hashed the password as typed, without normalising it: so is it checked.
-    return await verifyDjangoHash(passwordHash, password)
-  })
+    return slots.run(() => verifyDjangoHash(passwordHash, password), { costly: true })
+  }
   return {
     hash: (password) => slots.run(() => hash(normalise(password), argon2Parameters)),
     verify: verifyHash,

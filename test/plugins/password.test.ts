@@ -111,3 +111,25 @@ t.test('a Django verify takes a hashing slot like argon2: with none free and no 
   t.same(hasher.load(), { inFlight: 0, queued: 0 })
   t.equal(await hasher.verify(djangoPbkdf2, 'correct horse'), true, 'the slot is free again')
 })
+
+t.test('hashing slots: a waiting costly job goes after every waiting ordinary one, within the same queue limit', async (t) => {
+  const slots = hashingSlots({ concurrency: 1, queue: 3 })
+  const releases: Array<() => void> = []
+  const started: string[] = []
+  const job = (id: string, costly: boolean) => slots.run(async () => {
+    started.push(id)
+    await new Promise<void>((resolve) => releases.push(resolve))
+    return id
+  }, { costly })
+  const jobs = [job('running', true), job('costly', true), job('argon2 a', false), job('argon2 b', false)]
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(slots.load(), { inFlight: 1, queued: 3 })
+  await t.rejects(job('one more', false), { statusCode: 503, code: 'service_unavailable' }, 'one queue limit for both')
+  for (let i = 0; i < 4; i++) {
+    releases.shift()!()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.same(started, ['running', 'argon2 a', 'argon2 b', 'costly'])
+  t.same(await Promise.all(jobs), ['running', 'costly', 'argon2 a', 'argon2 b'])
+  t.same(slots.load(), { inFlight: 0, queued: 0 })
+})
