@@ -101,6 +101,27 @@ t.test('login', async (t) => {
     t.equal((await login({ username: user.username, password: user.password })).statusCode, 200, 'the new hash verifies')
   })
 
+  t.test('a user moved in from Django logs in with the Django hash, which the login replaces with argon2id', async (t) => {
+    // Made by test/src/make-django-hashes.py (Python's hashlib and Debian's python3-bcrypt, as Django's
+    // PBKDF2PasswordHasher and BCryptSHA256PasswordHasher encode), for the password 'correct horse'.
+    const djangoHashes = [
+      'pbkdf2_sha256$1000$gNzZWOw1dgkNQB5aYFuQ73$mXpalS3nVkUYXppGvh5hyU9lPQ60oaXx+bqBgVjMs98=',
+      'bcrypt_sha256$$2b$04$I2RVgxWKhPlVqp6GEt6bTOkIn3Yod3i67xLUoTA.lIOW5zFBzI3xC'
+    ]
+    for (const djangoHash of djangoHashes) {
+      const user = newUser()
+      const { id } = (await app.inject({ method: 'POST', url: '/auth/register/', payload: user })).json()
+      await app.db.update(users).set({ passwordHash: djangoHash }).where(eq(users.id, id))
+      const stored = async () => (await app.db.select().from(users).where(eq(users.id, id)))[0]!.passwordHash
+      t.equal((await login({ username: user.username, password: user.password })).statusCode, 401, 'the password set here is not the Django one')
+      t.equal((await login({ username: user.username, password: 'correct horsf' })).statusCode, 401)
+      t.equal(await stored(), djangoHash, 'a failed login leaves the Django hash')
+      t.equal((await login({ username: user.username, password: 'correct horse' })).statusCode, 200, djangoHash)
+      t.match(await stored(), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'the Django hash is gone')
+      t.equal((await login({ username: user.username, password: 'correct horse' })).statusCode, 200, 'the new hash verifies')
+    }
+  })
+
   t.test('a NUL in the username is an unknown account, not a database error', async (t) => {
     for (const username of ['ab\u0000c', 'a\u0000@example.com']) {
       const response = await login({ username, password: body.password })
