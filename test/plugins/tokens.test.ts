@@ -4,10 +4,13 @@ import Fastify from 'fastify'
 import { jwtVerify } from 'jose'
 import t from 'tap'
 import db from '../../plugins/db.js'
+import metrics from '../../plugins/metrics.js'
+import password from '../../plugins/password.js'
 import revocations from '../../plugins/revocations.js'
 import sessions from '../../plugins/sessions.js'
 import tokens, { type TokenPair } from '../../plugins/tokens.js'
 import usersRepository from '../../plugins/users.js'
+import webhooks from '../../plugins/webhooks.js'
 import { sessions as sessionsTable, tokens as tokensTable, users } from '../../src/db/schema.js'
 import { publicJwk } from '../../src/keys.js'
 import { capturedWithin, closeDatabase, freshDatabase, postgresUrl } from '../helper.js'
@@ -22,6 +25,10 @@ t.test('the token plugins on their own: revocations, tokens, sessions', async (t
   await app.register(usersRepository)
   await app.register(revocations, { accessTokenTtl: 60 })
   await app.register(tokens, { signingKey: privateKey, previousPublicKeys: [previous.publicKey], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'https://issuer.test', audience: 'mobile' })
+  // What sessions tell of their revocations, here to nobody: no WEBHOOK_URLS.
+  await app.register(password, { concurrency: 1, queue: 1 })
+  await app.register(metrics, {})
+  await app.register(webhooks, { webhooks: { urls: [], retryFor: 60, timeout: 1 } })
   await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
   app.get('/private', { onRequest: app.authenticate }, async (request) => ({ user: request.user.sub }))
   await app.ready()
@@ -93,6 +100,10 @@ t.test('revocations reload the whole set periodically, a safety net for lost not
   await app.register(usersRepository)
   await app.register(revocations, { accessTokenTtl: 60, resyncInterval: 200 })
   await app.register(tokens, { signingKey: generateKeyPairSync('ed25519').privateKey, previousPublicKeys: [], accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: 'i', audience: 'a' })
+  // What sessions tell of their revocations, here to nobody: no WEBHOOK_URLS.
+  await app.register(password, { concurrency: 1, queue: 1 })
+  await app.register(metrics, {})
+  await app.register(webhooks, { webhooks: { urls: [], retryFor: 60, timeout: 1 } })
   await app.register(sessions, { sessionMaxAge: 7200, refreshReuseGrace: 10 })
   await app.ready()
   t.teardown(() => app.close())
