@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import postgres from 'postgres'
-import { ConfigError, loadConfig } from '../config.js'
+import { loadConfig } from '../config.js'
 import { openDatabase } from '../db/connect.js'
 import { readDumpdata } from '../django/dumpdata.js'
 import { batches, batchSize, fromDumpdata, importRevokedJtis, importUsers, moveIdentityPast, type ImportReport, type SourceRow } from '../django/import-users.js'
@@ -123,7 +123,8 @@ export async function main (
     if (options.report !== undefined) await writeFile(options.report, `${JSON.stringify({ source: sourceName(options.from, options.table), ...report }, null, 2)}\n`)
     return report.skipped === 0 ? 0 : 1
   } catch (error) {
-    errors.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? error.message : String(error)}\n`)
+    // A ConfigError's message lists each bad variable; others are a file or a database that cannot be read.
+    errors.write(`${(error as Error).message}\n`)
     return 1
   } finally {
     await source?.end()

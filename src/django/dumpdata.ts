@@ -2,12 +2,15 @@
 // --indent was given, some 300 bytes a user, so 300 MB for a million users. JSON.parse would need it whole.
 
 /** A dumpdata file that is not one JSON array of objects. */
-export class DumpdataError extends Error {}
+export class DumpdataError extends Error {
+  override name = 'DumpdataError'
+}
 
 const openBrace = 0x7B
 const closeBrace = 0x7D
 const quote = 0x22
 const backslash = 0x5C
+const whitespace = new Set([' ', '\n', '\r', '\t'])
 
 /**
  * The elements of the top-level array of a dumpdata stream, one at a time, each parsed by JSON.parse from its
@@ -50,7 +53,7 @@ export async function * readDumpdata (chunks: AsyncIterable<string>): AsyncGener
         continue
       }
       const char = chunk[i] as string
-      if (char === ' ' || char === '\n' || char === '\r' || char === '\t') continue
+      if (whitespace.has(char)) continue
       if (state === 'start' && char === '[') {
         state = 'between'
       } else if (state === 'between' && char === ',' && expectComma) {

@@ -88,7 +88,8 @@ export const renamed = (username: string, id: number) => `${username}#${id}`
 
 /** A dumpdata entry of auth.user (or of a custom user model with its columns) as a row. */
 export function fromDumpdata (entry: unknown): SourceRow {
-  const { pk, fields } = (entry ?? {}) as { pk?: unknown, fields?: Record<string, unknown> }
+  // readDumpdata() yields objects only.
+  const { pk, fields } = entry as { pk?: unknown, fields?: Record<string, unknown> }
   const id = Number.isSafeInteger(pk) && (pk as number) > 0 ? pk as number : null
   if (id === null) return { id: null, malformed: 'no integer pk' }
   const f = fields ?? {}
@@ -340,10 +341,9 @@ async function importBatch (tx: Database, rows: SourceRow[], options: ImportOpti
     report.imported++
     if (plan.notes.length > 0) report.lines.push({ id: plan.row.id, outcome: 'imported', reasons: plan.notes, message: plan.messages.join('; ') })
   }
-  if (inserted.size === 0) return
   await tx.execute(sql`insert into imported_users (id, imported_at)
     select value::integer, ${now.toISOString()}::timestamptz from json_array_elements_text(${json([...inserted])})`)
-  if (!report.dryRun) await moveIdentityPast(tx, Math.max(...inserted))
+  if (!report.dryRun) await moveIdentityPast(tx, Math.max(0, ...inserted))
 }
 
 /**
