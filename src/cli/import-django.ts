@@ -9,7 +9,7 @@ import postgres from 'postgres'
 import { loadConfig } from '../config.js'
 import { openDatabase } from '../db/connect.js'
 import { readDumpdata } from '../django/dumpdata.js'
-import { batches, batchSize, fromDumpdata, importRevokedJtis, importUsers, moveIdentityPast, type ImportReport, type SourceRow } from '../django/import-users.js'
+import { batches, batchSize, fromDumpdata, importRevokedJtis, importUsers, moveIdentityPast, skipReasons, type ImportReport, type SourceRow } from '../django/import-users.js'
 
 type Output = { write: (text: string) => unknown }
 
@@ -54,7 +54,7 @@ function sourceName (from: string, table: string): string {
 
 /** The report as text: the counts, then one line per row not imported as it is. The password hashes are never in it. */
 export function formatReport (report: ImportReport, source: string): string {
-  const skippedBy = Object.entries(report.skippedBy).map(([reason, count]) => `${reason} ${count}`).join(', ')
+  const skippedBy = skipReasons.filter((reason) => report.skippedBy[reason] !== undefined).map((reason) => `${reason} ${report.skippedBy[reason]}`).join(', ')
   const lines = [
     `${report.dryRun ? 'Dry run (nothing written): ' : ''}import from ${source}`,
     `read ${report.read}, imported ${report.imported}, already imported ${report.alreadyImported}, skipped ${report.skipped}${skippedBy === '' ? '' : ` (${skippedBy})`}`,
@@ -103,6 +103,7 @@ export async function main (
   }
   let connection
   let source: postgres.Sql | undefined
+  let code: number
   try {
     connection = await openDatabase(loadConfig(environment))
     const { db } = connection
@@ -121,15 +122,15 @@ export async function main (
     }
     output.write(formatReport(report, sourceName(options.from, options.table)))
     if (options.report !== undefined) await writeFile(options.report, `${JSON.stringify({ source: sourceName(options.from, options.table), ...report }, null, 2)}\n`)
-    return report.skipped === 0 ? 0 : 1
+    code = report.skipped === 0 ? 0 : 1
   } catch (error) {
     // A ConfigError's message lists each bad variable; others are a file or a database that cannot be read.
     errors.write(`${(error as Error).message}\n`)
-    return 1
-  } finally {
-    await source?.end()
-    await connection?.close()
+    code = 1
   }
+  if (source !== undefined) await source.end()
+  if (connection !== undefined) await connection.close()
+  return code
 }
 
 async function * mapRows (entries: AsyncIterable<unknown>): AsyncGenerator<SourceRow> {

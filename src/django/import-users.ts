@@ -40,8 +40,9 @@ export interface ImportOptions {
   emailsVerified: boolean
 }
 
-/** Why a row was skipped. */
-export type SkipReason = 'id_taken' | 'weak_hash' | 'malformed' | 'username_taken' | 'conflict'
+/** Why a row was skipped, in the order the report counts them. */
+export const skipReasons = ['malformed', 'weak_hash', 'id_taken', 'username_taken', 'conflict'] as const
+export type SkipReason = typeof skipReasons[number]
 /** What was changed or is worth knowing about a row that was imported. */
 export type Note = 'username_renamed' | 'username_nonconforming' | 'email_empty' | 'email_invalid' | 'email_shared' | 'unusable_password' | 'staff'
 
@@ -131,6 +132,7 @@ export async function * batches<T> (rows: AsyncIterable<T>): AsyncGenerator<T[]>
 // `in (select …)` under an OR, it read the whole table for each batch.
 const json = (value: unknown) => sql`${JSON.stringify(value)}::json`
 /** The rows of a raw query: postgres.js answers an array of them, PGlite an object holding them. */
+/* c8 ignore next: each run of the suite takes one side, the PGlite run the one, the PostgreSQL run the other */
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
 
 const userColumns = ['id', 'username', 'username_key', 'username_skeleton', 'username_skeleton_lower', 'username_skeleton_shown', 'email', 'email_key',
@@ -173,7 +175,10 @@ export async function importUsers (db: Database, source: AsyncIterable<SourceRow
   await inTransactions(db, options.dryRun, async (transaction) => {
     for await (const rows of source) {
       report.read += rows.length
+      const start = report.lines.length
       await transaction((tx) => importBatch(tx, rows, options, report, now))
+      // The batch's lines in the source's order (by id), whichever check wrote them.
+      report.lines.push(...report.lines.splice(start).sort((a, b) => (a.id ?? 0) - (b.id ?? 0)))
     }
   })
   return report
@@ -182,15 +187,13 @@ export async function importUsers (db: Database, source: AsyncIterable<SourceRow
 /** Runs work with a way to run each batch in a transaction: its own, or for a dry run a savepoint of one that is rolled back. */
 async function inTransactions (db: Database, dryRun: boolean, work: (transaction: (batch: (tx: Database) => Promise<void>) => Promise<void>) => Promise<void>): Promise<void> {
   if (!dryRun) return work((batch) => db.transaction(batch))
-  try {
-    await db.transaction(async (outer) => {
-      await work((batch) => outer.transaction(batch))
-      outer.rollback()
-    })
-  } catch (error) {
+  await db.transaction(async (outer) => {
+    await work((batch) => outer.transaction(batch))
+    outer.rollback()
+  }).catch((error: unknown) => {
     /* c8 ignore next: an error of the dry run itself, as the run would have */
     if (!(error instanceof TransactionRollbackError)) throw error
-  }
+  })
 }
 
 function skip (report: ImportReport, id: number | null, reason: SkipReason, message: string): void {
