@@ -109,7 +109,7 @@ export async function main (
     const { db } = connection
     let report: ImportReport
     if (isDatabaseUrl(options.from)) {
-      source = postgres(options.from, { max: 1, onnotice: () => {} })
+      source = postgres(options.from, { max: 1 })
       // Past the highest Django id at once, so that no registration during the import takes an id it brings.
       const [{ max }] = await source<[{ max: number | null }]>`select max(id) as max from ${source(options.table)}`
       if (!options.dryRun && max !== null) await moveIdentityPast(db, max)
