@@ -229,11 +229,13 @@ t.test('rows a dump may hold that Django would not write', async (t) => {
     user(25, { username: 'x#27' }),
     user(26, { username: 'x', email: 'x@example.com' }),
     user(27, { username: 'X', email: 'x2@example.com' }),
-    user(28, { username: 'quote"back\\slash{[', password: '', email: 'q@example.com', last_login: '2021-02-03T04:05:06Z' })
+    user(28, { username: 'quote"back\\slash{[', password: '', email: 'q@example.com', last_login: '2021-02-03T04:05:06Z' }),
+    user(29, { username: 'paypaI', email: 'p1@example.com' }),
+    user(30, { username: 'paypal', email: 'p2@example.com' })
   ]))
   const first = await importDjango(['--from', file], environment)
   t.equal(first.code, 1)
-  t.match(first.stdout, /^read 11, imported 3, already imported 0, skipped 8 \(malformed 5, weak_hash 2, username_taken 1\)$/m)
+  t.match(first.stdout, /^read 13, imported 5, already imported 0, skipped 8 \(malformed 5, weak_hash 2, username_taken 1\)$/m)
   for (const line of [
     /^no id: skipped: malformed row: no integer pk$/m,
     /^id 20: skipped: malformed row: no username, password, date_joined$/m,
@@ -244,14 +246,15 @@ t.test('rows a dump may hold that Django would not write', async (t) => {
     /^id 25: imported: username "x#27" is one our registration refuses .*; no email: imported with the undeliverable placeholder django-25@import.invalid/m,
     /^id 26: imported: username "x" is one our registration refuses \(Ensure this field has at least 3 characters\.\): imported as it is$/m,
     /^id 27: skipped: username "X" is taken by user 26, and so is "X#27"$/m,
-    /^id 28: imported: username "quote\\"back\\\\slash\{\[" is one our registration refuses .*; unusable password/m
+    /^id 28: imported: username "quote\\"back\\\\slash\{\[" is one our registration refuses .*; unusable password/m,
+    /^id 30: imported: username "paypal" is taken by user 29 \(the same once case-folded, or a look-alike\): imported as "paypal#30"$/m
   ]) t.match(first.stdout, line)
-  t.equal(first.stdout.split('\n').filter((line) => /^(no id|id \d+):/.test(line)).length, 11)
+  t.equal(first.stdout.split('\n').filter((line) => /^(no id|id \d+):/.test(line)).length, 12)
   const { users: rows } = await stored(environment)
-  t.match(rows, [{ id: 25 }, { id: 26 }, { id: 28, passwordHash: '', disabledAt: null, lastLoginAt: new Date('2021-02-03T04:05:06Z') }])
+  t.match(rows, [{ id: 25 }, { id: 26 }, { id: 28, passwordHash: '', disabledAt: null, lastLoginAt: new Date('2021-02-03T04:05:06Z') }, { id: 29, username: 'paypaI' }, { id: 30, username: 'paypal#30' }])
 
   const second = await importDjango(['--from', file], environment)
-  t.match(second.stdout, /^read 11, imported 0, already imported 3, skipped 8 /m, 'the one whose rename is taken is refused again')
+  t.match(second.stdout, /^read 13, imported 0, already imported 5, skipped 8 /m, 'the one whose rename is taken is refused again')
 })
 
 t.test('--table: a custom user model with the same columns; a database without SimpleJWT', async (t) => {
@@ -264,9 +267,9 @@ t.test('--table: a custom user model with the same columns; a database without S
   await sql.end()
   const environment = await testEnvironment(t)
   // postgres.js hands the password to the server, which trusts the loopback; the report leaves it out.
-  const result = await importDjango(['--from', `postgres://postgres:hunter2@127.0.0.1:5432/${name}`, '--table', 'accounts_user'], environment)
+  const result = await importDjango(['--from', `postgres://postgres:hunter2@127.0.0.1:5432/${name}`, '--table', 'public.accounts_user'], environment)
   t.equal(result.code, 0, 'every row (there are none) was imported')
-  t.equal(result.stdout, `import from postgres://postgres@127.0.0.1:5432/${name} (table accounts_user)\nread 0, imported 0, already imported 0, skipped 0\n`)
+  t.equal(result.stdout, `import from postgres://postgres@127.0.0.1:5432/${name} (table public.accounts_user)\nread 0, imported 0, already imported 0, skipped 0\n`)
 })
 
 t.test('a bad command line, configuration or source is reported, with exit code 1', async (t) => {
