@@ -200,7 +200,8 @@ export const importedUsers = pgTable('imported_users', {
 
 /**
  * The jtis of the refresh tokens SimpleJWT had blacklisted in the old service, copied by the import: such a token
- * is never exchanged here. Hex SHA-256 of the jti, never the jti itself; purged once expired.
+ * is never to be exchanged here. Hex SHA-256 of the jti, never the jti itself. A row is useless once expires_at has
+ * passed (the token is dead anyway); db:purge does not delete them yet.
  */
 export const legacyRevokedJtis = pgTable('legacy_revoked_jtis', {
   jtiHash: text('jti_hash').primaryKey(),
