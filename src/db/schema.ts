@@ -187,3 +187,23 @@ export const webhookOutbox = pgTable('webhook_outbox', {
   index('webhook_outbox_user_id_idx').on(table.userId),
   check('webhook_outbox_status_check', sql`${table.status} in ('queued', 'sent', 'failed')`)
 ])
+
+/**
+ * The users that `npm run import:django` brought over, by their Django id, which is also their id here. No foreign
+ * key: the row outlives a user deleted here since, so that a later run of the import does not bring them back.
+ * A separate table rather than a column of users for that reason.
+ */
+export const importedUsers = pgTable('imported_users', {
+  id: integer('id').primaryKey(),
+  importedAt: timestamptz('imported_at').notNull()
+})
+
+/**
+ * The jtis of the refresh tokens SimpleJWT had blacklisted in the old service, copied by the import: such a token
+ * is never to be exchanged here. Hex SHA-256 of the jti, never the jti itself. A row is useless once expires_at has
+ * passed (the token is dead anyway); db:purge does not delete them yet.
+ */
+export const legacyRevokedJtis = pgTable('legacy_revoked_jtis', {
+  jtiHash: text('jti_hash').primaryKey(),
+  expiresAt: timestamptz('expires_at').notNull()
+})
