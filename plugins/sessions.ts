@@ -3,7 +3,7 @@ import { and, desc, eq, gt, inArray, isNull, max, ne, type SQL } from 'drizzle-o
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
 import { clientKey } from '../src/client-address.js'
-import { revokedSessions, sessions, tokens } from '../src/db/schema.js'
+import { importedUsers, legacyRevokedJtis, revokedSessions, sessions, tokens } from '../src/db/schema.js'
 import { messages, tokenError } from '../src/errors.js'
 import type { LegacyJwtConfig } from '../src/config.js'
 import { legacyRefreshReader, type LegacyRefresh } from '../src/legacy-jwt.js'
@@ -129,11 +129,18 @@ export default fp<SessionOptions>(async (fastify, options) => {
 
   const readLegacy = options.legacyJwt === undefined ? undefined : legacyRefreshReader(options.legacyJwt)
 
-  /** The claims a legacy refresh token stands for here; a 401 when its user was not imported, or is disabled. */
+  /**
+   * The claims a legacy refresh token stands for here; a 401 when its user was not imported (an id of the old service
+   * may be a user who registered here), is gone or disabled, or when the old service had blacklisted it.
+   */
   async function legacyClaims (legacy: LegacyRefresh): Promise<TokenClaims> {
-    const user = await usersRepository.findById(legacy.userId)
-    if (user === undefined) throw invalidError()
-    if (user.disabled) throw revokedError()
+    const [user, [imported], [blacklisted]] = await Promise.all([
+      usersRepository.findById(legacy.userId),
+      db.select({ id: importedUsers.id }).from(importedUsers).where(eq(importedUsers.id, legacy.userId)),
+      db.select({ hash: legacyRevokedJtis.jtiHash }).from(legacyRevokedJtis).where(eq(legacyRevokedJtis.jtiHash, legacy.jtiHash))
+    ])
+    if (user === undefined || imported === undefined) throw invalidError()
+    if (user.disabled || blacklisted !== undefined) throw revokedError()
     const [iat, exp] = [legacy.issuedAt.getTime() / 1000, legacy.expiresAt.getTime() / 1000]
     return { sub: String(legacy.userId), user_id: legacy.userId, sid: legacy.sid, jti: legacy.jti, token_type: 'refresh', iat, exp, iss: '', aud: '' }
   }

@@ -10,6 +10,8 @@ export interface LegacyRefresh {
   jti: string
   /** The id of the session it opens: the same for every presentation of one legacy token. */
   sid: string
+  /** Hex SHA-256 of its jti, as the import copies SimpleJWT's blacklist. */
+  jtiHash: string
   issuedAt: Date
   expiresAt: Date
 }
@@ -50,6 +52,13 @@ export function legacyRefreshReader ({ secret, algorithm, until, userIdClaim }: 
     if (type !== 'refresh' || typeof jti !== 'string' || jti === '' || typeof exp !== 'number' || typeof iat !== 'number') throw invalid()
     // An id a user can have here: a PostgreSQL integer.
     if (!Number.isInteger(userId) || userId < 1 || userId > 2 ** 31 - 1) throw invalid()
-    return { userId, jti: uuidOf(`legacy token ${jti}`), sid: uuidOf(`legacy session ${jti}`), issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000) }
+    return {
+      userId,
+      jti: uuidOf(`legacy token ${jti}`),
+      sid: uuidOf(`legacy session ${jti}`),
+      jtiHash: createHash('sha256').update(jti).digest('hex'),
+      issuedAt: new Date(iat * 1000),
+      expiresAt: new Date(exp * 1000)
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { and, eq, gt, inArray, isNotNull, lt, notExists, or } from 'drizzle-orm'
 import type { Database } from './connect.js'
-import { authEvents, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from './schema.js'
+import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from './schema.js'
 
 export interface Purged {
   tokens: number
@@ -43,8 +43,10 @@ export async function purgeExpired (db: Database, { batchSize = 1000, auditReten
     purged.sessions += deleted.length
     if (deleted.length < batchSize) break
   }
-  // A deleted user's sessions, once their last access token has expired: nothing is left to refuse.
+  // A deleted user's sessions, once their last access token has expired: nothing is left to refuse. The same for
+  // the old service's blacklisted refresh tokens.
   await db.delete(revokedSessions).where(lt(revokedSessions.expiresAt, new Date()))
+  await db.delete(legacyRevokedJtis).where(lt(legacyRevokedJtis.expiresAt, new Date()))
   const deadTokens = await db.delete(mailTokens).where(lt(mailTokens.expiresAt, new Date(Date.now() - hour))).returning({ id: mailTokens.id })
   purged.mailTokens = deadTokens.length
   const oldMails = await db.delete(mailOutbox)

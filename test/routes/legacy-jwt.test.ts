@@ -1,9 +1,10 @@
 // The SimpleJWT cutover window: the old service's refresh tokens, still in phones, exchanged for sessions here.
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
 import { eq } from 'drizzle-orm'
 import { SignJWT } from 'jose'
 import t from 'tap'
-import { tokens } from '../../src/db/schema.js'
+import { importedUsers, legacyRevokedJtis, tokens } from '../../src/db/schema.js'
 import { bearer, build, claimsOf, registerAndLogin, testEnvironment } from '../helper.js'
 
 const secret = 'bench-only-not-secret'
@@ -17,9 +18,13 @@ async function simpleJwt (claims: Record<string, unknown>, { key = secret, algor
     .setProtectedHeader({ alg: algorithm, typ: 'JWT' }).sign(new TextEncoder().encode(key))
 }
 
+/** Marks users as brought over by the import, as npm run import:django does. */
+const imported = (app: FastifyInstance, ...ids: number[]) => app.db.insert(importedUsers).values(ids.map((id) => ({ id, importedAt: new Date() })))
+
 t.test('a legacy refresh token opens a session, then follows the rotation rules', async (t) => {
   const app = await build(t, await testEnvironment(t, { ...window, REFRESH_REUSE_GRACE: '10' }))
   const { user, body } = await registerAndLogin(app)
+  await imported(app, user.id)
   const legacy = await simpleJwt({ user_id: user.id })
   const refresh = (token: string, agent = 'MobileApp/1.0') => app.inject({ method: 'POST', url: '/api/token/refresh/', payload: { refresh: token }, headers: { 'user-agent': agent } })
 
@@ -46,7 +51,13 @@ t.test('legacy tokens that do not hold are refused', async (t) => {
   const app = await build(t, await testEnvironment(t, { ...window, REFRESH_REUSE_GRACE: '0' }))
   const { user } = await registerAndLogin(app)
   const other = await registerAndLogin(app)
+  const stranger = await registerAndLogin(app)
+  await imported(app, user.id, other.user.id)
   const refresh = async (token: string) => (await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })).json()
+  t.equal((await refresh(await simpleJwt({ user_id: stranger.user.id }))).code, 'token_invalid', 'a user who registered here, not imported: the old service\'s id is someone else\'s')
+  const jti = randomBytes(16).toString('hex')
+  await app.db.insert(legacyRevokedJtis).values({ jtiHash: createHash('sha256').update(jti).digest('hex'), expiresAt: new Date(Date.now() + 86400_000) })
+  t.equal((await refresh(await simpleJwt({ user_id: user.id, jti }))).code, 'token_revoked', 'blacklisted by the old service')
   t.equal((await refresh(await simpleJwt({ user_id: user.id }, { lifetime: -10 }))).code, 'token_expired')
   t.equal((await refresh(await simpleJwt({ user_id: user.id }, { key: 'another secret' }))).code, 'token_invalid', 'a wrong signature')
   t.equal((await refresh(await simpleJwt({ user_id: user.id, token_type: 'access' }))).code, 'token_invalid', 'an access token')
@@ -83,6 +94,7 @@ t.test('outside the window a legacy token is an invalid token', async (t) => {
 t.test('racing first presentations open one session', async (t) => {
   const app = await build(t, await testEnvironment(t, window))
   const { user } = await registerAndLogin(app)
+  await imported(app, user.id)
   const legacy = await simpleJwt({ user_id: user.id })
   const answers = await Promise.all([1, 2, 3].map(() => app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: legacy } })))
   t.same(answers.map((answer) => answer.statusCode), [200, 200, 200])

@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../../src/db/connect.js'
 import { purgeExpired } from '../../../src/db/purge-expired.js'
-import { authEvents, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
+import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
 import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
@@ -66,12 +66,14 @@ t.test('mailed tokens go an hour after they expire; sent and failed mails after 
   t.same((await app.db.select({ id: mailOutbox.id }).from(mailOutbox).orderBy(mailOutbox.id)).map((row) => row.id), [queued, recent], 'a queued mail is the worker\'s')
 })
 
-t.test('tombstones of deleted users\' sessions go once their access tokens have expired', async (t) => {
+t.test('tombstones of deleted users\' sessions, and the old service\'s blacklist, go once expired', async (t) => {
   const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
   const live = randomUUID()
   await app.db.insert(revokedSessions).values([{ sessionId: randomUUID(), expiresAt: past(1) }, { sessionId: live, expiresAt: future(600) }])
+  await app.db.insert(legacyRevokedJtis).values([{ jtiHash: 'expired', expiresAt: past(1) }, { jtiHash: 'live', expiresAt: future(600) }])
   await purgeExpired(app.db)
   t.same((await app.db.select({ id: revokedSessions.sessionId }).from(revokedSessions)).map((row) => row.id), [live])
+  t.same((await app.db.select({ hash: legacyRevokedJtis.jtiHash }).from(legacyRevokedJtis)).map((row) => row.hash), ['live'], 'and the old service\'s blacklist the same way')
 })
 
 t.test('audit events go after AUDIT_RETENTION; a deleted user\'s lose their address even when written late', async (t) => {
