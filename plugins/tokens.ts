@@ -19,6 +19,8 @@ export interface TokenOptions {
   refreshTokenTtl: number
   issuer: string
   audience: string
+  /** Verified tokens remembered, so that one presented again is not verified again: TOKEN_CACHE_SIZE. */
+  tokenCacheSize?: number
 }
 
 export interface TokenPair {
@@ -86,7 +88,8 @@ export const sha256 = (token: string) => createHash('sha256').update(token).dige
  * relying party that checks `aud` (or `typ`) can take one for an access token.
  */
 export const tokenTypes = { access: 'at+jwt', refresh: 'refresh+jwt' } as const
-const verifiedCacheSize = 1000
+/** TOKEN_CACHE_SIZE's default: a working set of 10,000 clients, about 10 MB. */
+export const defaultTokenCacheSize = 10_000
 const toSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
 
 export function toPair (access: IssuedToken, refresh: IssuedToken): TokenPair {
@@ -111,7 +114,7 @@ export default fp<TokenOptions>(async (fastify, options) => {
     verify: { algorithms: ['EdDSA'], allowedIss: options.issuer, allowedAud: options.audience }
   })
   const signRefreshToken = createSigner({ key: privatePem, algorithm: 'EdDSA', kid: current.kid, header: { alg: 'EdDSA', typ: tokenTypes.refresh } })
-  const verifier = createTokenVerifier({ ...options, cacheSize: verifiedCacheSize })
+  const verifier = createTokenVerifier({ ...options, cacheSize: options.tokenCacheSize ?? defaultTokenCacheSize })
 
   function verify (token: string, type?: TokenClaims['token_type']): TokenClaims {
     const claims = verifier.verify(token)

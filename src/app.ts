@@ -65,7 +65,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     accessTokenTtl: config.accessTokenTtl,
     refreshTokenTtl: config.refreshTokenTtl,
     issuer: config.jwtIssuer,
-    audience: config.jwtAudience
+    audience: config.jwtAudience,
+    tokenCacheSize: config.tokenCacheSize
   })
   await fastify.register(metrics, { metricsToken: config.metricsToken })
   await fastify.register(audit)

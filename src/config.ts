@@ -19,6 +19,7 @@ export const EnvSchema = Type.Object({
   ACCESS_TOKEN_TTL: { ...Duration, default: '15m' },
   REFRESH_TOKEN_TTL: { ...Duration, default: '30d' },
   SESSION_MAX_AGE: { ...Duration, default: '90d' },
+  TOKEN_CACHE_SIZE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000 }),
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
   PURGE_INTERVAL: Type.String({ pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '1h' }),
   AUDIT_RETENTION: { ...Duration, default: '90d' },
@@ -117,6 +118,8 @@ export interface Config {
   refreshTokenTtl: number
   /** Seconds from login after which a session cannot be refreshed. */
   sessionMaxAge: number
+  /** Verified tokens each process remembers, so that a token presented again skips its signature check. */
+  tokenCacheSize: number
   /** Seconds during which a rotated refresh token gets its replacement again; 0 turns it off. */
   refreshReuseGrace: number
   /** Seconds between purges of expired rows; 0 turns the job off. */
@@ -302,6 +305,7 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
     accessTokenTtl: parseDuration(env.ACCESS_TOKEN_TTL),
     refreshTokenTtl: parseDuration(env.REFRESH_TOKEN_TTL),
     sessionMaxAge: parseDuration(env.SESSION_MAX_AGE),
+    tokenCacheSize: env.TOKEN_CACHE_SIZE,
     refreshReuseGrace: env.REFRESH_REUSE_GRACE,
     purgeInterval: parseDuration(env.PURGE_INTERVAL),
     auditRetention: parseDuration(env.AUDIT_RETENTION),
