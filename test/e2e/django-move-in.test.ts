@@ -4,17 +4,16 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { eq } from 'drizzle-orm'
 import postgres from 'postgres'
 import t from 'tap'
 import { main as importDjango } from '../../src/cli/import-django.js'
 import { users } from '../../src/db/schema.js'
-import { bearer, build, claimsOf, testEnvironment } from '../helper.js'
+import { bearer, build, claimsOf, djangoServiceDir, testEnvironment } from '../helper.js'
 
 const run = promisify(execFile)
-const djangoDir = fileURLToPath(new URL('../../../shared/django-service/', import.meta.url))
+const djangoDir = djangoServiceDir()
 const serverUrl = 'postgres://postgres@127.0.0.1:5432'
 
 t.test('users and refresh tokens of the old service move in without a reset or a logout', async (t) => {

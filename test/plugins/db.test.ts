@@ -31,7 +31,7 @@ t.test('PGlite under dataDir: migrated at open, kept across restarts', async (t)
   const dataDir = t.testdir()
   const first = await openDatabase({ dataDir, databasePoolSize: 1 })
   t.equal(first.kind, 'pglite')
-  t.same(await tableNames(first.db), ['auth_events', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
+  t.same(await tableNames(first.db), ['auth_events', 'imported_users', 'legacy_revoked_jtis', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
   await first.db.execute(sql`insert into users (username, username_key, email, email_key, password_hash) values ('kept', 'kept', 'k@example.com', 'k@example.com', 'x')`)
   await first.close()
   await first.close()
@@ -48,7 +48,7 @@ t.test('postgres.js: instances migrating at once take turns', onPostgres, async 
   t.teardown(() => Promise.all(connections.map((connection) => connection.close())))
   for (const connection of connections) {
     t.equal(connection.kind, 'postgres')
-    t.same(await tableNames(connection.db), ['auth_events', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
+    t.same(await tableNames(connection.db), ['auth_events', 'imported_users', 'legacy_revoked_jtis', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
   }
   const applied = await connections[0]!.db.execute(sql`select count(*)::int as count from drizzle.__drizzle_migrations`)
   const journal = JSON.parse(readFileSync(new URL('../../drizzle/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] }
@@ -98,7 +98,7 @@ t.test('the plugin decorates fastify.db and closes it with the app', async (t) =
   const app = Fastify({ pluginTimeout: 120_000 })
   await app.register(db, { dataDir: t.testdir(), databasePoolSize: 1 })
   await app.ready()
-  t.same(await tableNames(app.db), ['auth_events', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
+  t.same(await tableNames(app.db), ['auth_events', 'imported_users', 'legacy_revoked_jtis', 'mail_outbox', 'mail_tokens', 'revoked_sessions', 'sessions', 'tokens', 'users', 'webhook_outbox'])
   await app.close()
   await t.rejects(app.db.execute(sql`select 1`), 'closed with the app')
 })

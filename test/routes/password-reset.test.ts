@@ -136,11 +136,21 @@ t.test('password reset', async (t) => {
     const unknown = `nobody-${process.pid}@example.com`
     const answers = { known: [] as number[], unknown: [] as number[] }
     const shapes = new Set<string>()
+    const answeredFor = async () => {
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+      const sum = /^http_request_duration_seconds_sum\{method="POST",route="\/auth\/password\/reset\/",status_code="202"\} (\S+)$/m.exec(metrics)?.[1]
+      return Number(sum ?? 0) * 1000
+    }
     for (let round = 0; round < 5; round++) {
       for (const [kind, email] of [['known', body.email], ['unknown', unknown]] as const) {
-        const started = process.hrtime.bigint()
+        // The answer's own time, as the server measured it (its duration histogram's sum): the work done after the
+        // answer (a lookup; for the known address a transaction and a mail) runs on this thread on PGlite, and would
+        // land in a time taken around inject().
+        const before = await answeredFor()
         const answer = await requestReset(email)
-        answers[kind].push(Number(process.hrtime.bigint() - started) / 1e6)
+        await app.accountMail.settled()
+        await app.mailer.deliver()
+        answers[kind].push((await answeredFor()) - before)
         const { date: _date, ...headers } = answer.headers
         shapes.add(JSON.stringify({ status: answer.statusCode, body: answer.body, headers }))
       }

@@ -4,7 +4,6 @@ import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { asc } from 'drizzle-orm'
 import postgres from 'postgres'
@@ -15,10 +14,10 @@ import { openDatabase } from '../../../src/db/connect.js'
 import { importedUsers, legacyRevokedJtis, users } from '../../../src/db/schema.js'
 import { main as createUser } from '../../../src/cli/user-create.js'
 import { Readable } from 'node:stream'
-import { build, testEnvironment } from '../../helper.js'
+import { build, djangoServiceDir, testEnvironment } from '../../helper.js'
 
 const run = promisify(execFile)
-const djangoDir = fileURLToPath(new URL('../../../../shared/django-service/', import.meta.url))
+const djangoDir = djangoServiceDir()
 const serverUrl = 'postgres://postgres@127.0.0.1:5432'
 
 // One Django database for the file: setting it up (and making PBKDF2 hashes of 720,000 iterations) takes seconds.
