@@ -1,7 +1,7 @@
 // What a wave of first logins of users moved in from Django does to everyone else's logins: the real app
 // (PGlite, HASH_CONCURRENCY=2, the default queue), 20 users whose stored hash is Django 5.0's PBKDF2 at 720,000
 // iterations logging in at once, while ordinary argon2id users keep logging in. Prints latencies and the
-// event loop's delay. Run: npx tsx bench/django-burst.ts
+// event loop's delay. Run: npx tsc -p tsconfig.bench.json && node dist/bench/django-burst.js
 import { pbkdf2Sync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
