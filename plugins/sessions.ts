@@ -104,6 +104,15 @@ export default fp<SessionOptions>(async (fastify, options) => {
     return ids
   }
 
+  /**
+   * In tx: every session of an imported user is being revoked; so are the old service's refresh tokens not presented
+   * yet, which have no session here to revoke: those issued before now open none (recorded with or without a
+   * cutover window, which may open later).
+   */
+  async function revokeLegacyTokens (tx: Database, userId: number): Promise<void> {
+    await tx.update(importedUsers).set({ legacyTokensRevokedAt: new Date() }).where(eq(importedUsers.id, userId))
+  }
+
   async function revokeSessions (where: SQL | undefined): Promise<string[]> {
     const ids = await db.transaction((tx) => revokeWhere(tx, where))
     revocations.remember(ids)
@@ -136,11 +145,13 @@ export default fp<SessionOptions>(async (fastify, options) => {
   async function legacyClaims (legacy: LegacyRefresh): Promise<TokenClaims> {
     const [user, [imported], [blacklisted]] = await Promise.all([
       usersRepository.findById(legacy.userId),
-      db.select({ id: importedUsers.id }).from(importedUsers).where(eq(importedUsers.id, legacy.userId)),
+      db.select({ revokedAt: importedUsers.legacyTokensRevokedAt }).from(importedUsers).where(eq(importedUsers.id, legacy.userId)),
       db.select({ hash: legacyRevokedJtis.jtiHash }).from(legacyRevokedJtis).where(eq(legacyRevokedJtis.jtiHash, legacy.jtiHash))
     ])
     if (user === undefined || imported === undefined) throw invalidError()
-    if (user.disabled || blacklisted !== undefined) throw revokedError()
+    // iat is in whole seconds: a token of the very second of a revocation counts as before it.
+    const revokedSince = imported.revokedAt !== null && legacy.issuedAt.getTime() <= imported.revokedAt.getTime()
+    if (user.disabled || blacklisted !== undefined || revokedSince) throw revokedError()
     const [iat, exp] = [legacy.issuedAt.getTime() / 1000, legacy.expiresAt.getTime() / 1000]
     return { sub: String(legacy.userId), user_id: legacy.userId, sid: legacy.sid, jti: legacy.jti, token_type: 'refresh', iat, exp, iss: '', aud: '' }
   }
@@ -269,11 +280,16 @@ export default fp<SessionOptions>(async (fastify, options) => {
     },
 
     async revokeAll (userId, except) {
-      const ids = await revokeSessions(and(eq(sessions.userId, userId), except === undefined ? undefined : ne(sessions.id, except)))
+      const ids = await db.transaction(async (tx) => {
+        await revokeLegacyTokens(tx, userId)
+        return revokeWhere(tx, and(eq(sessions.userId, userId), except === undefined ? undefined : ne(sessions.id, except)))
+      })
+      revocations.remember(ids)
       return ids.length
     },
 
-    revokeAllIn (tx, userId) {
+    async revokeAllIn (tx, userId) {
+      await revokeLegacyTokens(tx, userId)
       return revokeWhere(tx, eq(sessions.userId, userId))
     },
 

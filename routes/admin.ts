@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { Type } from 'typebox'
+import { eq } from 'drizzle-orm'
 import { apiError, errorBody, fieldErrors, messages, notAuthenticated } from '../src/errors.js'
+import { importedUsers } from '../src/db/schema.js'
 import { registrationErrors } from '../src/identity.js'
 import {
   AdminUserDetail, CohortQuery, Deleted, ErrorBody, EventList, EventQuery, NewUsersAnswer, NewUsersBody, TokenPair, UserChangesBody,
@@ -46,7 +48,9 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
       const { id } = request.params as { id?: string }
       // A path's id only when it can be a user's: a refused call's path was never validated.
       const userId = id !== undefined && /^[1-9][0-9]{0,9}$/.test(id) && Number(id) <= 2 ** 31 - 1 ? Number(id) : undefined
-      audit.record({ type: `admin.${reply.statusCode === 401 ? 'refused' : callEvents[route]!}`, actor: 'admin', request, userId, detail: { route, status: reply.statusCode } })
+      // A HEAD is its GET without the body.
+      const call = callEvents[route.replace(/^HEAD /, 'GET ')]!
+      audit.record({ type: `admin.${reply.statusCode === 401 ? 'refused' : call}`, actor: 'admin', request, userId, detail: { route, status: reply.statusCode } })
     }
     done()
   })
@@ -182,10 +186,14 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
     schema: { tags: ['admin'], summary: 'Mint a session for a user of a tagged cohort, without its password: a load test\'s logins', security, params: UserId, response: { 201: TokenPair, 403: ErrorBody, ...errors } }
   }, async (request, reply) => {
     const id = idOf(request.params)
-    const [account, user] = await Promise.all([usersRepository.account(id), usersRepository.findById(id)])
+    const [account, user, [imported]] = await Promise.all([
+      usersRepository.account(id),
+      usersRepository.findById(id),
+      db.select({ id: importedUsers.id }).from(importedUsers).where(eq(importedUsers.id, id))
+    ])
     if (account === undefined || user === undefined) throw notFound()
-    // Never a real user's: a leaked ADMIN_TOKEN must not open every account.
-    if (account.tag === null) throw apiError(403, 'forbidden', messages.cohortOnly)
+    // Never a real user's: a leaked ADMIN_TOKEN must not open every account. Users imported with --tag are real too.
+    if (account.tag === null || imported !== undefined) throw apiError(403, 'forbidden', messages.cohortOnly)
     if (user.disabled) throw apiError(403, 'account_disabled', messages.accountDisabled)
     const started = await sessionManager.start(user, { userAgent: request.headers['user-agent'], ip: request.ip }, user.passwordHash)
     /* c8 ignore next: the user deleted, disabled or given a new password in the moment since it was read */
@@ -200,13 +208,16 @@ const admin: FastifyPluginAsyncTypebox<AdminRouteOptions> = async (fastify, { ad
   }, async (request) => {
     const { user_id: userId, type, since, cursor } = request.query
     const limit = Number(request.query.limit ?? 100)
+    // A leap second (23:59:60) matches the date-time format, and is no time JavaScript can hold.
+    const after = since === undefined ? undefined : new Date(since)
+    if (after !== undefined && Number.isNaN(after.getTime())) throw fieldErrors({ since: [messages.invalidDateTime] })
     if (userId !== undefined && Number(userId) > 2 ** 31 - 1) return { events: [], next_cursor: null }
     // What this instance has queued is written first; other instances' events follow within a second.
     await audit.flush()
     const rows = await audit.list({
       userId: userId === undefined ? undefined : Number(userId),
       type,
-      since: since === undefined ? undefined : new Date(since),
+      since: after,
       before: cursor === undefined ? undefined : Number(cursor),
       limit: limit + 1
     })

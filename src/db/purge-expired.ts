@@ -1,6 +1,6 @@
 import { and, eq, gt, inArray, isNotNull, lt, notExists, or } from 'drizzle-orm'
 import type { Database } from './connect.js'
-import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from './schema.js'
+import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users, webhookOutbox } from './schema.js'
 
 export interface Purged {
   tokens: number
@@ -52,6 +52,9 @@ export async function purgeExpired (db: Database, { batchSize = 1000, auditReten
   const oldMails = await db.delete(mailOutbox)
     .where(and(inArray(mailOutbox.status, ['sent', 'failed']), lt(mailOutbox.createdAt, new Date(Date.now() - mailKeptFor)))).returning({ id: mailOutbox.id })
   purged.mails = oldMails.length
+  // Webhook deliveries, likewise: their bodies are erased already; the rows tell an operator what was sent.
+  await db.delete(webhookOutbox)
+    .where(and(inArray(webhookOutbox.status, ['sent', 'failed']), lt(webhookOutbox.createdAt, new Date(Date.now() - mailKeptFor))))
   for (;;) {
     const old = db.select({ id: authEvents.id }).from(authEvents)
       .where(lt(authEvents.createdAt, new Date(Date.now() - auditRetention * 1000))).limit(batchSize).for('update', { skipLocked: true })

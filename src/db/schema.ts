@@ -195,7 +195,12 @@ export const webhookOutbox = pgTable('webhook_outbox', {
  */
 export const importedUsers = pgTable('imported_users', {
   id: integer('id').primaryKey(),
-  importedAt: timestamptz('imported_at').notNull()
+  importedAt: timestamptz('imported_at').notNull(),
+  /**
+   * When all of the user's sessions were last revoked here (a logout everywhere, a password change or reset, a
+   * disabling): refresh tokens of the old service issued before then open no session in the cutover window.
+   */
+  legacyTokensRevokedAt: timestamptz('legacy_tokens_revoked_at')
 })
 
 /**

@@ -243,7 +243,7 @@ function prepareBatch (rows: SourceRow[]): PreparedBatch {
     }
     const weak = weakHash.exec(row.password)
     if (weak !== null) {
-      batch.skipped.push({ id: row.id, reason: 'weak_hash', message: `password hash ${weak[1] ?? 'unsalted_md5 (bare)'}: refused as too weak to keep; the user can reset the password by email once imported` })
+      batch.skipped.push({ id: row.id, reason: 'weak_hash', message: `password hash ${weak[1] ?? 'unsalted_md5 (bare)'}: refused as too weak to keep: the user is not imported` })
       continue
     }
     const username = row.username.normalize('NFKC')

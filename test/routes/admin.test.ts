@@ -2,7 +2,7 @@
 import { hash } from '@node-rs/argon2'
 import { and, eq } from 'drizzle-orm'
 import t from 'tap'
-import { mailOutbox, users } from '../../src/db/schema.js'
+import { importedUsers, mailOutbox, users } from '../../src/db/schema.js'
 import { bearer, build, claimsOf, newUser, registerAndLogin, testEnvironment } from '../helper.js'
 
 const adminToken = 'an-admin-token-of-at-least-32-characters'
@@ -163,4 +163,24 @@ t.test('RATE_LIMIT_ADMIN limits each client; RATE_LIMIT_EXEMPT addresses skip th
   const register = (client: string) => app.inject({ method: 'POST', url: '/auth/register/', headers: { 'x-forwarded-for': client }, payload: newUser() })
   t.same([(await register('203.0.113.2')).statusCode, (await register('203.0.113.2')).statusCode], [201, 429], 'an ordinary client is limited')
   t.same([(await register('198.51.100.7')).statusCode, (await register('198.51.100.7')).statusCode, (await register('198.51.100.8')).statusCode], [201, 201, 201], 'the load generator is not')
+})
+
+t.test('users imported from Django are real users: no session is minted for them, whatever their tag', async (t) => {
+  const app = await build(t, await testEnvironment(t, { ADMIN_TOKEN: adminToken }))
+  const created = await app.inject({ method: 'POST', url: '/admin/users/', headers: admin, payload: { tag: 'django', users: [{ username: 'imported-one', email: 'imported-one@example.com', password: 'an imported passphrase' }] } })
+  const id = created.json().created[0].id as number
+  await app.db.insert(importedUsers).values({ id, importedAt: new Date() })
+  const minted = await app.inject({ method: 'POST', url: `/admin/users/${id}/sessions/`, headers: admin })
+  t.equal(minted.statusCode, 403)
+  t.equal(minted.json().code, 'forbidden')
+})
+
+t.test('the trail\'s since is a time JavaScript can hold; a HEAD is audited as its GET', async (t) => {
+  const app = await build(t, await testEnvironment(t, { ADMIN_TOKEN: adminToken }))
+  const leap = await app.inject({ method: 'GET', url: '/admin/events/?since=2016-12-31T23:59:60Z', headers: admin })
+  t.equal(leap.statusCode, 400)
+  t.same(leap.json().errors, { since: ['Datetime has wrong format. Use an RFC 3339 time, such as 2026-11-01T00:00:00Z.'] })
+  t.equal((await app.inject({ method: 'HEAD', url: '/admin/users/', headers: admin })).statusCode, 200)
+  const events = (await app.inject({ method: 'GET', url: '/admin/events/?type=admin.users.listed', headers: admin })).json().events
+  t.same(events.map((event: { detail: { route: string } }) => event.detail.route), ['HEAD /admin/users/'])
 })

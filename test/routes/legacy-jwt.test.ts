@@ -80,6 +80,35 @@ t.test('legacy tokens that do not hold are refused', async (t) => {
   t.equal((await refresh(await simpleJwt({ user_id: user.id }))).code, 'token_revoked', 'a disabled user')
 })
 
+t.test('a revocation of every session here revokes the old service\'s tokens not presented yet', async (t) => {
+  const app = await build(t, await testEnvironment(t, window))
+  const { user, body, tokens: ours } = await registerAndLogin(app)
+  await imported(app, user.id)
+  const refresh = async (token: string) => (await app.inject({ method: 'POST', url: '/auth/refresh/', payload: { refresh: token } })).json()
+  const stolen = await simpleJwt({ user_id: user.id }, { lifetime: 86400 })
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout/all/', headers: bearer(ours.access) })).statusCode, 204)
+  t.equal((await refresh(stolen)).code, 'token_revoked', 'issued before the logout everywhere: it opens no session')
+  const later = await new SignJWT({ token_type: 'refresh', jti: randomBytes(16).toString('hex'), user_id: user.id, iat: Math.floor(Date.now() / 1000) + 2, exp: Math.floor(Date.now() / 1000) + 3600 })
+    .setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret))
+  t.type((await refresh(later)).access, 'string', 'one issued after it does')
+
+  // A password change and a disabling (then enabling) revoke them too.
+  const session = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: body.password } })).json()
+  // Each token issued a second after the last revocation, and revoked a second later: iat is in whole seconds.
+  const aSecond = () => new Promise((resolve) => setTimeout(resolve, 1100))
+  await aSecond()
+  const before = await simpleJwt({ user_id: user.id })
+  await aSecond()
+  t.equal((await app.inject({ method: 'POST', url: '/auth/password/change/', headers: bearer(session.access), payload: { current_password: body.password, new_password: 'a new and long passphrase' } })).statusCode, 204)
+  t.equal((await refresh(before)).code, 'token_revoked', 'after a password change')
+  await aSecond()
+  const beforeDisabling = await simpleJwt({ user_id: user.id })
+  await aSecond()
+  await app.accounts.setDisabled(user.id, true, {})
+  await app.accounts.setDisabled(user.id, false, {})
+  t.equal((await refresh(beforeDisabling)).code, 'token_revoked', 'after a disabling, the account enabled again')
+})
+
 t.test('outside the window a legacy token is an invalid token', async (t) => {
   const ended: Record<string, string> = { LEGACY_JWT_SECRET: secret, LEGACY_JWT_UNTIL: new Date(Date.now() - 1000).toISOString() }
   for (const environment of [{}, ended]) {

@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../../src/db/connect.js'
 import { purgeExpired } from '../../../src/db/purge-expired.js'
-import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users } from '../../../src/db/schema.js'
+import { authEvents, legacyRevokedJtis, mailOutbox, mailTokens, revokedSessions, sessions, tokens, users, webhookOutbox } from '../../../src/db/schema.js'
 import { build, capturedWithin, closeDatabase, testEnvironment } from '../../helper.js'
 
 const past = (seconds: number) => new Date(Date.now() - seconds * 1000)
@@ -89,6 +89,14 @@ t.test('audit events go after AUDIT_RETENTION; a deleted user\'s lose their addr
   t.equal((await app.purgeExpired()).events, 1, 'AUDIT_RETENTION=2d')
   const left = await app.db.select().from(authEvents).orderBy(authEvents.id)
   t.same(left.map((row) => [row.userId, row.ip, row.userAgent]), [[user!.id, '192.0.2.1', 'agent'], [2147483647, null, null], [null, '192.0.2.1', 'agent']])
+})
+
+t.test('webhook deliveries sent or failed over a week ago go; queued and recent ones stay', async (t) => {
+  const app = await build(t, await testEnvironment(t, { PURGE_INTERVAL: '0' }))
+  const delivery = (status: 'queued' | 'sent' | 'failed', createdAt: Date) => ({ messageId: `msg_${randomUUID()}`, url: 'http://127.0.0.1:9/hooks', type: 'user.deleted', status, createdAt })
+  await app.db.insert(webhookOutbox).values([delivery('sent', past(8 * 86400)), delivery('failed', past(8 * 86400)), delivery('queued', past(8 * 86400)), delivery('sent', past(60))])
+  await purgeExpired(app.db)
+  t.same((await app.db.select({ status: webhookOutbox.status }).from(webhookOutbox).orderBy(webhookOutbox.id)).map((row) => row.status), ['queued', 'sent'])
 })
 
 t.test('instances purging at once share the work', async (t) => {

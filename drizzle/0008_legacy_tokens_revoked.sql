@@ -1,0 +1,1 @@
+ALTER TABLE "imported_users" ADD COLUMN "legacy_tokens_revoked_at" timestamp with time zone;
