@@ -33,7 +33,9 @@ export async function openPostgres (databaseUrl: string, poolSize: number): Prom
         connected.catch(ignore)
       })
       await connected
-      return () => subscription.unlisten()
+      // At close, after the client has ended (an outage, or a test's closeDatabase), there is nothing to unlisten:
+      // the rejection would abort the app's close half-way.
+      return () => subscription.unlisten().catch(ignore)
     },
     close: () => client.end()
   }
