@@ -147,7 +147,9 @@ t.test('a rotated refresh token at verify or introspect: revoked within the grac
     const info = t.capture(app.log, 'info')
     t.equal(await check(pair.refresh), name === 'verify' ? 'token_revoked' : false, `${name}: within the grace window, not live`)
     t.equal((await me(rotated.access)).statusCode, 200, `${name}: and the session is untouched`)
-    t.match(info().map((call) => call.args), [[{ code: 'token_revoked', route: `/auth/${name}/` }, 'token check failed']], `${name}: the failure is logged`)
+    // The mailer's worker may log its registration mail meanwhile: only the token checks' lines are this test's.
+    const checks = info().map((call) => call.args).filter((args) => args[1] === 'token check failed')
+    t.match(checks, [[{ code: 'token_revoked', route: `/auth/${name}/` }, 'token check failed']], `${name}: the failure is logged`)
 
     await new Promise((resolve) => setTimeout(resolve, 1100))
     const warnings = t.capture(app.log, 'warn')
