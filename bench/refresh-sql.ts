@@ -1,11 +1,13 @@
-// Ceiling 3: the SQL statements of one refresh (plugins/sessions.ts, as PostgreSQL logs them), in one
-// transaction, straight through postgres.js: no HTTP, no drizzle, no JWT.
+// Ceiling 3: the SQL of one refresh (src/db/rotate-refresh.ts, the very statement the service sends), straight
+// through postgres.js: no HTTP, no drizzle, no JWT. Each chain presents the token its previous round inserted.
 import { createHash, randomUUID } from 'node:crypto'
 import postgres from 'postgres'
+import { rotateRefresh } from '../src/db/rotate-refresh.js'
 import { loop, type LoopOptions } from './loop.js'
 
 const { databaseUrl, poolSize, ...options } = JSON.parse(process.argv[2]!) as LoopOptions & { databaseUrl: string, poolSize: number }
 const sql = postgres(databaseUrl, { max: poolSize })
+const query = async <T>(text: string, params: unknown[]) => await sql.unsafe(text, params as string[], { prepare: true }) as unknown as T[]
 const hash = (value: string) => createHash('sha256').update(value).digest('hex')
 const later = (seconds: number) => new Date(Date.now() + seconds * 1000)
 
@@ -25,22 +27,22 @@ const chains = await Promise.all(Array.from({ length: options.inFlight }, async 
 
 async function refresh (chain: { sessionId: string, jti: string }) {
   const now = new Date()
-  const access = randomUUID()
-  const next = randomUUID()
-  await sql.begin(async (sql) => {
-    const [session] = await sql`select "created_at", "revoked_at" from "sessions" where "sessions"."id" = ${chain.sessionId} for update`
-    const [token] = await sql`select "tokens"."token_hash", "tokens"."revoked_at", "tokens"."replaced_by", "users"."username" from "tokens"
-      inner join "users" on "users"."id" = "tokens"."user_id"
-      where ("tokens"."jti" = ${chain.jti} and "tokens"."session_id" = ${chain.sessionId}) for update of "tokens"`
-    /* c8 ignore next: each chain is driven by one worker, so its token is always the live one */
-    if (session === undefined || token === undefined || token.revoked_at !== null) throw new Error('chain broken')
-    await sql`update "tokens" set "revoked_at" = ${now}, "replaced_by" = ${next} where "tokens"."jti" = ${chain.jti}`
-    await sql`update "sessions" set "last_used_at" = ${now}, "expires_at" = ${later(86400)} where "sessions"."id" = ${chain.sessionId}`
-    await sql`insert into "tokens" ("jti", "user_id", "session_id", "type", "token_hash", "created_at", "expires_at", "revoked_at", "replaced_by")
-      values (${access}, ${user.id}, ${chain.sessionId}, 'access', ${hash(access)}, ${now}, ${later(900)}, default, default),
-             (${next}, ${user.id}, ${chain.sessionId}, 'refresh', ${hash(next)}, ${now}, ${later(86400)}, default, default)`
+  const newToken = (seconds: number) => { const jti = randomUUID(); return { jti, tokenHash: hash(jti), createdAt: now, expiresAt: later(seconds) } }
+  const refresh = newToken(86400)
+  const rotated = await rotateRefresh(query, {
+    sessionId: chain.sessionId,
+    jti: chain.jti,
+    tokenHash: hash(chain.jti),
+    startedAfter: new Date(0),
+    now,
+    refresh,
+    access: newToken(900),
+    userAgent: 'autocannon',
+    ip: '127.0.0.1'
   })
-  chain.jti = next
+  /* c8 ignore next: each chain is driven by one worker, so its token is always the live one */
+  if (!rotated) throw new Error('chain broken')
+  chain.jti = refresh.jti
 }
 
 const result = await loop((worker) => refresh(chains[worker]!), options)

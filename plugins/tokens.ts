@@ -57,13 +57,18 @@ export interface TokenService {
   signAccess: (user: UserRef, sessionId: string) => IssuedToken
   /**
    * A refresh token of a session. With jti and iat given it is the very token signed before
-   * with those claims (EdDSA signatures are deterministic); its exp is capped at notAfter.
+   * with those claims (EdDSA signatures are deterministic); its exp is capped at notAfter, if given.
    */
-  signRefresh: (user: UserRef, sessionId: string, notAfter: Date, earlier?: { jti: string, iat: number, exp: number }) => IssuedToken
+  signRefresh: (user: UserRef, sessionId: string, notAfter: Date | undefined, earlier?: { jti: string, iat: number, exp: number }) => IssuedToken
   /** Signature, claims and expiry of a token, of the given type if one is given; throws a 401 otherwise. */
   verify: (token: string, type?: TokenClaims['token_type']) => TokenClaims
   /** verify, plus the session's revocation; no database round trip. */
   verifyAccess: (accessToken: string) => AccessClaims
+  /**
+   * The claims of a refresh token of this service's shapes, issuer and audience, not expired; undefined otherwise. The
+   * signature is not checked: only for a caller that then finds the token's SHA-256 among the tokens issued.
+   */
+  readRefresh: (refreshToken: string) => TokenClaims | undefined
 }
 
 declare module '@fastify/jwt' {
@@ -157,12 +162,17 @@ export default fp<TokenOptions>(async (fastify, options) => {
 
     signRefresh (user, sessionId, notAfter, earlier) {
       const iat = toSeconds(new Date())
-      const claims = earlier ?? { jti: randomUUID(), iat, exp: Math.min(iat + options.refreshTokenTtl, toSeconds(notAfter)) }
+      const claims = earlier ?? { jti: randomUUID(), iat, exp: notAfter === undefined ? iat + options.refreshTokenTtl : Math.min(iat + options.refreshTokenTtl, toSeconds(notAfter)) }
       return sign({ ...common(user, sessionId), aud: options.issuer, jti: claims.jti, token_type: 'refresh', iat: claims.iat, exp: claims.exp })
     },
 
     verify,
-    verifyAccess: (accessToken) => checkAccess(verifier.verify(accessToken))
+    verifyAccess: (accessToken) => checkAccess(verifier.verify(accessToken)),
+
+    readRefresh (refreshToken) {
+      const claims = verifier.read(refreshToken)
+      return claims?.token_type === 'refresh' ? claims : undefined
+    }
   }
 
   fastify.decorate('tokenService', service)

@@ -19,6 +19,7 @@ export async function openPglite (dataDir: string): Promise<DatabaseConnection> 
   await privateTree(join(dataDir, 'pglite'))
   return {
     db,
+    query: async <T>(text: string, params: unknown[]) => (await client.query<T>(text, params)).rows,
     kind: 'pglite',
     // One process owns the database, so the subscription is never lost.
     async listen (channel, onNotify, onConnect) {

@@ -23,6 +23,8 @@ export async function openPostgres (databaseUrl: string, poolSize: number): Prom
   const client = postgres(databaseUrl, { max: poolSize })
   return {
     db: drizzle({ client, schema }),
+    // Prepared once per connection, keyed by its text, as postgres.js prepares its tagged templates.
+    query: async <T>(text: string, params: unknown[]) => await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }) as unknown as T[],
     kind: 'postgres',
     // postgres.js listens on a connection of its own and re-listens whenever it is lost, calling
     // onlisten each time. A failed resync is reported by onConnect itself; only the first is awaited.

@@ -4,7 +4,10 @@ import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import t from 'tap'
+import { and, count, eq, isNull } from 'drizzle-orm'
 import { loadConfig } from '../../src/config.js'
+import { openDatabase } from '../../src/db/connect.js'
+import { tokens } from '../../src/db/schema.js'
 import { newUser, testEnvironment } from '../helper.js'
 import { mailEnvironment, mailsTo, startMailServer } from '../mail-server.js'
 import { freePort, npm, startService } from './service.js'
@@ -90,6 +93,54 @@ t.test('a mail committed before a SIGKILL, not yet sent, goes out once after the
   t.same(await mailsTo(smtp, user.email, 1500), [], 'exactly once')
   process.kill(second.serverPid!, 'SIGTERM')
   t.equal(await second.exited, 0)
+})
+
+t.test('a SIGKILL in the middle of refreshes loses no session and forks none', async (t) => {
+  const port = await freePort()
+  const environment = await testEnvironment(t, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', REFRESH_REUSE_GRACE: '600' })
+  const base = `http://127.0.0.1:${port}`
+  const post = (path: string, body: object) => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const first = await startService(t, environment, true)
+  const user = newUser()
+  t.equal((await post('/auth/register/', user)).status, 201)
+  const held: string[] = []
+  for (let i = 0; i < 6; i++) held.push((await (await post('/auth/login/', { username: user.username, password: user.password })).json() as { refresh: string }).refresh)
+
+  // Each client refreshes as fast as it can, keeping the newest refresh token it was given, until the server dies.
+  const progress = { rotations: 0 }
+  const clients = held.map(async (_, index) => {
+    for (;;) {
+      let response: Response
+      try {
+        response = await post('/auth/refresh/', { refresh: held[index] })
+      } catch {
+        return
+      }
+      if (response.status !== 200) throw new Error(`refresh answered ${response.status}: ${await response.text()}`)
+      held[index] = (await response.json() as { refresh: string }).refresh
+      progress.rotations++
+    }
+  })
+  while (progress.rotations < 60) await new Promise((resolve) => setTimeout(resolve, 5))
+  process.kill(first.serverPid!, 'SIGKILL')
+  await Promise.all(clients)
+  await first.exited
+
+  const second = await startService(t, environment, true)
+  // A token whose rotation committed unanswered is a replay within the grace window: the same replacement.
+  for (const token of held) {
+    const response = await post('/auth/refresh/', { refresh: token })
+    t.equal(response.status, 200, 'the token each client held still refreshes')
+  }
+  process.kill(second.serverPid!, 'SIGTERM')
+  t.equal(await second.exited, 0)
+
+  const { db, close } = await openDatabase({ databaseUrl: environment.DATABASE_URL, databasePoolSize: 1, dataDir: environment.DATA_DIR! })
+  t.teardown(close)
+  const live = await db.select({ sessionId: tokens.sessionId, count: count() }).from(tokens)
+    .where(and(eq(tokens.type, 'refresh'), isNull(tokens.revokedAt))).groupBy(tokens.sessionId)
+  t.equal(live.length, held.length, 'every session is still live')
+  t.ok(live.every((row) => row.count === 1), 'each with exactly one live refresh token')
 })
 
 t.test('npm run keys:generate prints a key pair the service accepts', async (t) => {

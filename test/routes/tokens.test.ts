@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, generateKeyPairSync, sign } from 'node:crypto'
 import { and, eq, isNull } from 'drizzle-orm'
 import t from 'tap'
 import { sessions, tokens, users } from '../../src/db/schema.js'
@@ -62,6 +62,23 @@ t.test('refresh and logout', async (t) => {
     const gone = await registerAndLogin(app)
     await app.db.delete(users).where(eq(users.id, gone.user.id))
     t.match((await refresh(gone.tokens.refresh)).json(), { statusCode: 401, code: 'token_invalid' }, 'the user is gone')
+  })
+
+  t.test('a refresh token is known by its digest: the same claims under another signature change nothing', async (t) => {
+    const { tokens: pair } = await registerAndLogin(app)
+    const [header, payload] = pair.refresh.split('.')
+    const { privateKey } = generateKeyPairSync('ed25519')
+    const forged = `${header}.${payload}.${sign(null, Buffer.from(`${header}.${payload}`), privateKey).toString('base64url')}`
+    const response = await refresh(forged)
+    t.equal(response.statusCode, 401)
+    t.equal(response.json().code, 'token_invalid')
+    const sid = String(claimsOf(pair.refresh).sid)
+    const rows = await app.db.select().from(tokens).where(eq(tokens.sessionId, sid))
+    t.equal(rows.length, 2, 'no pair was issued')
+    t.ok(rows.every((row) => row.revokedAt === null), 'the session\'s tokens are untouched')
+    const [session] = await app.db.select().from(sessions).where(eq(sessions.id, sid))
+    t.equal(session!.lastUsedAt.getTime(), Number(claimsOf(pair.refresh).iat) * 1000, 'the session is untouched')
+    t.equal((await refresh(pair.refresh)).statusCode, 200, 'the real token still rotates')
   })
 
   t.test('a refresh token signed before refresh tokens had their own audience and type still refreshes', async (t) => {
