@@ -4,7 +4,7 @@ import metricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, register, Registry, type Metric } from 'prom-client'
 import { askPrimaryForMetrics, type PrimaryChannel } from '../src/cluster-metrics.js'
-import { apiError, messages, notAuthenticated } from '../src/errors.js'
+import { errorBody, messages, notAuthenticated } from '../src/errors.js'
 
 // A CommonJS module compiled from ESM: under NodeNext its default export sits one level down.
 const fastifyMetrics = metricsModule.default
@@ -124,12 +124,15 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken, primary }) => 
     fastify.route({
       ...endpoint,
       handler: async (request, reply) => {
+        let metrics: string
         try {
-          return reply.type(registry.contentType).send(await everyWorker())
+          metrics = await everyWorker()
         } catch (error) {
           request.log.warn({ err: error }, 'metrics not gathered from every worker')
-          throw apiError(503, 'service_unavailable', messages.metricsUnavailable)
+          // Answered here: this route is added before the app sets its error handler.
+          return reply.code(503).send(errorBody(503, 'service_unavailable', messages.metricsUnavailable))
         }
+        return reply.type(registry.contentType).send(metrics)
       }
     })
   }
