@@ -2,8 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseHookHandler, RouteOptions } from 'fastify'
 import metricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Registry, type Metric } from 'prom-client'
-import { messages, notAuthenticated } from '../src/errors.js'
+import { Counter, Gauge, register, Registry, type Metric } from 'prom-client'
+import { askPrimaryForMetrics, type PrimaryChannel } from '../src/cluster-metrics.js'
+import { errorBody, messages, notAuthenticated } from '../src/errors.js'
 
 // A CommonJS module compiled from ESM: under NodeNext its default export sits one level down.
 const fastifyMetrics = metricsModule.default
@@ -11,6 +12,8 @@ const fastifyMetrics = metricsModule.default
 export interface MetricsOptions {
   /** When set, GET /metrics needs it as a Bearer token. */
   metricsToken?: string
+  /** In a worker of WEB_CONCURRENCY, the channel to its primary: GET /metrics then answers every worker's metrics. */
+  primary?: PrimaryChannel
 }
 
 /** The auth events counted, each by outcome. */
@@ -94,9 +97,10 @@ export function requestDurations (buckets: number[]) {
 /**
  * Prometheus metrics at GET /metrics: request durations per route and status and the process metrics
  * (fastify-metrics), plus the auth events. Each app has a registry of its own, so that several apps in
- * one process (the tests) never share counters.
+ * one process (the tests) never share counters. In a worker of WEB_CONCURRENCY, the metrics of every
+ * worker, added up by the primary.
  */
-export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
+export default fp<MetricsOptions>(async (fastify, { metricsToken, primary }) => {
   const registry = new Registry()
   // Digests of equal length are compared, so that the time taken tells nothing, not even the token's length.
   const digest = (text: string) => createHash('sha256').update(text).digest()
@@ -106,13 +110,32 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
     done(notAuthenticated(messages.metricsToken, 'metrics'))
   }
 
+  const endpoint = { url: '/metrics', method: 'GET', logLevel: 'warn', schema: { hide: true }, onRequest: checkToken } as const
   await fastify.register(fastifyMetrics, {
-    // fastify-metrics supplies the handler.
-    endpoint: { url: '/metrics', method: 'GET', logLevel: 'warn', schema: { hide: true }, onRequest: checkToken } as RouteOptions,
+    // fastify-metrics supplies the handler, which serves its registries merged: prom-client's global one and ours.
+    endpoint: primary === undefined ? endpoint as RouteOptions : null,
     defaultMetrics: { enabled: true, register: registry },
     // Its per-route timers cost /auth/me/ a third of its throughput (npm run bench): see below.
     routeMetrics: { enabled: false }
   })
+  if (primary !== undefined) {
+    // The same registries, lent to the primary, which asks every worker for them and adds them up.
+    const everyWorker = askPrimaryForMetrics(primary, [register, registry])
+    fastify.route({
+      ...endpoint,
+      handler: async (request, reply) => {
+        let metrics: string
+        try {
+          metrics = await everyWorker()
+        } catch (error) {
+          request.log.warn({ err: error }, 'metrics not gathered from every worker')
+          // Answered here: this route is added before the app sets its error handler.
+          return reply.code(503).send(errorBody(503, 'service_unavailable', messages.metricsUnavailable))
+        }
+        return reply.type(registry.contentType).send(metrics)
+      }
+    })
+  }
 
   // Request durations per method, route and status. Each route gets an onResponse hook of its own that
   // knows its path, and observes Fastify's own elapsed time: a map lookup and a few additions per request.
@@ -129,15 +152,17 @@ export default fp<MetricsOptions>(async (fastify, { metricsToken }) => {
   })
 
   const { passwordHasher, revocations } = fastify
-  // Each gauge registers itself and is read only through the registry, at scrape time.
+  // Each gauge registers itself and is read only through the registry, at scrape time. Under WEB_CONCURRENCY the
+  // primary adds up the workers' gauges (prom-client's default aggregator, 'sum'), except those every worker reads
+  // alike, the whole outbox or the revocations each worker holds all of: for them, the largest.
   /* eslint-disable no-new */
-  new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', registers: [registry], collect () { this.set(revocations.size()) } })
+  new Gauge({ name: 'auth_revoked_sessions', help: 'Revoked sessions whose access tokens may still be presented, held in memory', aggregator: 'max', registers: [registry], collect () { this.set(revocations.size()) } })
   new Gauge({ name: 'auth_hashing_in_flight', help: 'Argon2 hashes being computed', registers: [registry], collect () { this.set(passwordHasher.load().inFlight) } })
   new Gauge({ name: 'auth_hashing_queued', help: 'Argon2 hashes waiting for a slot', registers: [registry], collect () { this.set(passwordHasher.load().queued) } })
   // The mailer and the webhooks register after this plugin; by the time anyone scrapes, it is there.
-  new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', registers: [registry], async collect () { this.set(await fastify.mailer.queued()) } })
+  new Gauge({ name: 'auth_mail_queued', help: 'Mails waiting to be sent, retries included', aggregator: 'max', registers: [registry], async collect () { this.set(await fastify.mailer.queued()) } })
   new Gauge({ name: 'auth_audit_queued', help: 'Audit events waiting to be written', registers: [registry], collect () { this.set(fastify.audit.queued()) } })
-  new Gauge({ name: 'auth_webhooks_queued', help: 'Webhook deliveries waiting, retries included', registers: [registry], async collect () { this.set(await fastify.webhooks.queued()) } })
+  new Gauge({ name: 'auth_webhooks_queued', help: 'Webhook deliveries waiting, retries included', aggregator: 'max', registers: [registry], async collect () { this.set(await fastify.webhooks.queued()) } })
   /* eslint-enable no-new */
   fastify.decorate('authMetrics', {
     logins: new Counter({ name: 'auth_logins_total', help: 'Login attempts by outcome', labelNames: ['outcome'], registers: [registry] }),

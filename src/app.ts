@@ -30,6 +30,7 @@ import tokenRoutes from '../routes/tokens.js'
 import introspectionRoutes from '../routes/introspection.js'
 import passwordRoutes from '../routes/password.js'
 import sessionRoutes from '../routes/sessions.js'
+import type { PrimaryChannel } from './cluster-metrics.js'
 import type { Config } from './config.js'
 import { codeForStatus, errorBody, isErrorCode, messages } from './errors.js'
 import { secureDataDir } from './data-dir.js'
@@ -38,10 +39,12 @@ import { validationErrors } from './validation.js'
 
 export interface AppOptions {
   config: Config
+  /** In a worker of WEB_CONCURRENCY, the channel to its primary, which gathers every worker's metrics. */
+  primary?: PrimaryChannel
 }
 
 /** The whole service as one plugin; register it wrapped in fastify-plugin. */
-const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
+const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, primary }) => {
   // DATA_DIR is used for the embedded database and for a signing key kept there.
   if (config.signingKey === undefined || config.databaseUrl === undefined) {
     if (await secureDataDir(config.dataDir) === 'tightened') {
@@ -68,7 +71,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     audience: config.jwtAudience,
     tokenCacheSize: config.tokenCacheSize
   })
-  await fastify.register(metrics, { metricsToken: config.metricsToken })
+  await fastify.register(metrics, { metricsToken: config.metricsToken, primary })
   await fastify.register(audit)
   await fastify.register(webhooks, { webhooks: config.webhooks })
   await fastify.register(sessions, { sessionMaxAge: config.sessionMaxAge, refreshReuseGrace: config.refreshReuseGrace, legacyJwt: config.legacyJwt })

@@ -2,6 +2,7 @@
 // with several cores. Loaded only by the entry point of src/server.ts, in the primary.
 import cluster from 'node:cluster'
 import pino from 'pino'
+import { answerMetricsRequests } from './cluster-metrics.js'
 import { ConfigError, loadConfig } from './config.js'
 
 /**
@@ -39,6 +40,8 @@ export async function supervise (environment: Record<string, string | undefined>
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
   }
 
+  // Each worker's /metrics asks here for the metrics of all.
+  answerMetricsRequests(cluster)
   for (let i = 0; i < workers; i++) fork()
   log.info({ workers }, 'primary started')
   process.on('SIGTERM', () => stop('SIGTERM'))

@@ -47,6 +47,7 @@ export const messages = {
   emailChangeAccepted: 'A confirmation mail is on its way to the new address.',
   notAuthenticated: 'Authentication credentials were not provided.',
   metricsToken: 'Metrics need the METRICS_TOKEN as a Bearer token.',
+  metricsUnavailable: 'Not every worker answered with its metrics; retry shortly.',
   introspectionSecret: 'Introspection needs the introspection secret as a Bearer token.',
   tokenInvalid: 'Token is invalid or malformed',
   tokenWrongType: 'Token has wrong type',

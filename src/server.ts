@@ -4,6 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import app from './app.js'
+import { primaryChannel } from './cluster-metrics.js'
 import { ConfigError, loadConfig, openSurfaces } from './config.js'
 import { prettyLogs, serverOptions } from './options.js'
 
@@ -11,7 +12,7 @@ import { prettyLogs, serverOptions } from './options.js'
 export async function start (environment: Record<string, string | undefined> = process.env, { inWorker = cluster.isWorker } = {}): Promise<FastifyInstance> {
   const config = loadConfig(environment)
   const server = Fastify(serverOptions(config, { pretty: prettyLogs(process.stdout.isTTY, environment.NODE_ENV) }))
-  await server.register(fp(app), { config })
+  await server.register(fp(app), { config, primary: primaryChannel() })
   if (config.production) for (const surface of openSurfaces(config)) server.log.warn(`open in production: ${surface}`)
 
   // Once closing, every answer asks its client to hang up: a keep-alive connection that was busy

@@ -1,6 +1,13 @@
 // GET /metrics: Prometheus text with request durations, the auth events and the process metrics.
-import t from 'tap'
+import { EventEmitter } from 'node:events'
+import Fastify from 'fastify'
+import fp from 'fastify-plugin'
+import t, { type Test } from 'tap'
 import { requestDurations } from '../../plugins/metrics.js'
+import app from '../../src/app.js'
+import type { PrimaryChannel } from '../../src/cluster-metrics.js'
+import { loadConfig } from '../../src/config.js'
+import { serverOptions } from '../../src/options.js'
 import { bearer, build, newUser, registerAndLogin, testEnvironment } from '../helper.js'
 
 /** The value of one sample, such as `auth_logins_total{outcome="success"}`; undefined when absent. */
@@ -115,4 +122,47 @@ t.test('the duration histogram counts each observation in its bucket, cumulative
   t.same(values.at(-1), { metricName: 'http_request_duration_seconds_count', labels: { ...labels, status_code: '401' }, value: 1 })
   durations.metric.reset()
   t.same(durations.metric.get().values, [])
+})
+
+/** The app as a worker of WEB_CONCURRENCY would build it, its primary a fake that answers `answer` to each request. */
+async function buildWorker (t: Test, answer: { metrics: string } | { error: string }) {
+  const asked: object[] = []
+  const primary = Object.assign(new EventEmitter(), {
+    send (message: { id: number }) {
+      asked.push(message)
+      setImmediate(() => primary.emit('message', { type: 'auth-service:metrics-answer', id: message.id, ...answer }))
+      return true
+    }
+  }) as PrimaryChannel & EventEmitter
+  const config = loadConfig(await testEnvironment(t, { METRICS_TOKEN: 'a-metrics-token-of-16+' }))
+  const server = Fastify(serverOptions(config))
+  await server.register(fp(app), { config, primary })
+  t.teardown(() => server.close())
+  return { server, asked }
+}
+
+t.test('in a worker of WEB_CONCURRENCY, /metrics serves what the primary gathered from every worker, behind the same token', async (t) => {
+  const every = '# HELP auth_registrations_total Users registered\n# TYPE auth_registrations_total counter\nauth_registrations_total 5\n'
+  const { server, asked } = await buildWorker(t, { metrics: every })
+  const refused = await server.inject({ method: 'GET', url: '/metrics' })
+  t.equal(refused.statusCode, 401)
+  t.same(asked, [], 'without the token, the primary is not asked')
+  const scraped = await server.inject({ method: 'GET', url: '/metrics', headers: bearer('a-metrics-token-of-16+') })
+  t.equal(scraped.statusCode, 200)
+  t.match(scraped.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.equal(scraped.body, every)
+  t.same(asked, [{ type: 'auth-service:metrics-request', id: 0 }])
+})
+
+t.test('in a worker, when not every worker answered, /metrics is a 503', async (t) => {
+  const { server } = await buildWorker(t, { error: 'Operation timed out.' })
+  const response = await server.inject({ method: 'GET', url: '/metrics', headers: bearer('a-metrics-token-of-16+') })
+  t.equal(response.statusCode, 503)
+  t.same(response.json(), {
+    statusCode: 503,
+    error: 'Service Unavailable',
+    code: 'service_unavailable',
+    message: 'Not every worker answered with its metrics; retry shortly.',
+    detail: 'Not every worker answered with its metrics; retry shortly.'
+  })
 })
