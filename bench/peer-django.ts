@@ -15,7 +15,7 @@ export const peerConnections = 32
 export const defaultPython = '/usr/bin/python3'
 
 // This file runs as bench/peer-django.ts under the test loader and as dist/bench/peer-django.js when built.
-/* c8 ignore next */
+/* c8 ignore next: the suite runs the TypeScript */
 const projectRoot = new URL(import.meta.url.endsWith('.js') ? '../../' : '../', import.meta.url)
 
 /**
