@@ -1,6 +1,6 @@
-// npm run bench [-- --quick | --smoke] [--only <part of a scenario's name>] [--peer django]: runs the harness against the
-// built service and prints the table; a full run of every scenario also writes it, with its chart, to
-// docs/benchmarks/.
+// npm run bench [-- --quick | --smoke] [--only <part of a scenario's name>] [--peer django]: runs the harness
+// against the built service and prints the table; a full run of every scenario also writes it, with its chart, to
+// docs/benchmarks/. DJANGO_PYTHON names the old Django service's Python (/usr/bin/python3 by default).
 import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { chart, markdown, runBench, type Mode } from './harness.js'
