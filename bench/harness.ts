@@ -7,6 +7,7 @@ import autocannon from 'autocannon'
 import postgres from 'postgres'
 import { privateKeyFile } from '../src/keys.js'
 import type { Measured } from './loop.js'
+import { chainedRefresh, djangoRefreshScenario, djangoUnavailable, peerConnections, startDjango } from './peer-django.js'
 
 export type Mode = 'smoke' | 'quick' | 'full'
 
@@ -18,6 +19,10 @@ export interface BenchOptions {
   only?: string
   /** Progress lines, for a person watching. */
   log?: (line: string) => void
+  /** Also drive the old service with the same load: skipped, with a line in the log, where it cannot run. */
+  peer?: 'django'
+  /** The Python of the old service; /usr/bin/python3 by default. */
+  python?: string
 }
 
 /** A run lasts this many seconds, unless it is given an amount of requests to make. */
@@ -182,7 +187,7 @@ interface Scenario {
   ceilingRun: (length: Length) => Promise<Measured>
 }
 
-export async function runBench ({ mode, only, databaseUrl, log = () => {} }: BenchOptions): Promise<Report> {
+export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer, python }: BenchOptions): Promise<Report> {
   const plan = plans[mode]
   const cleanups: Array<() => Promise<unknown>> = []
   try {
@@ -357,6 +362,35 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {} }: Ben
       })
     }
     /* c8 ignore stop */
+
+    if (peer === 'django') {
+      const unavailable = await djangoUnavailable(databaseUrl, python)
+      if (unavailable !== undefined) log(`skipped: the comparison with the old Django service: ${unavailable}`)
+      /* c8 ignore start: the suite's PostgreSQL run only */
+      else if (only === undefined || djangoRefreshScenario.includes(only)) {
+        const djangoDatabase = await scratchDatabase(databaseUrl!, cleanups)
+        log(`starting the old Django service on database ${new URL(djangoDatabase).pathname.slice(1)}`)
+        // A smoke run makes fewer requests than that many connections, which autocannon refuses.
+        const chains = Math.min(peerConnections, plan.warmup.amount ?? peerConnections)
+        // The warm-up and each measured run start with fresh chains, two per connection, as the service's.
+        const django = await startDjango(djangoDatabase, (plan.runs + 1) * 2 * chains, cleanups, python)
+        scenarios.push({
+          name: djangoRefreshScenario,
+          ceiling: 'Django + SimpleJWT, gunicorn -w 4',
+          goal: 5,
+          target: async () => {
+            const free = (await pool(2 * chains, connections.hashing, login)).map((pair) => pair.refresh)
+            return { path: '/auth/refresh/', load: chainedRefresh(free, chains).load }
+          },
+          ceilingRun: async (length) => {
+            const { load, resets } = chainedRefresh(django.refreshTokens.splice(0, 2 * chains), chains)
+            const measured = await cannon(`${django.url}/auth/refresh/`, load, length)
+            return { ...measured, errors: measured.errors - resets() }
+          }
+        })
+      }
+      /* c8 ignore stop */
+    }
 
     const rows: Row[] = []
     let eventLoopDelayP99 = 0

@@ -1,13 +1,14 @@
-// npm run bench [-- --quick | --smoke] [--only <part of a scenario's name>]: runs the harness against the
-// built service and prints the table; a full run of every scenario also writes it, with its chart, to
-// docs/benchmarks/.
+// npm run bench [-- --quick | --smoke] [--only <part of a scenario's name>] [--peer django]: runs the harness
+// against the built service and prints the table; a full run of every scenario also writes it, with its chart, to
+// docs/benchmarks/. DJANGO_PYTHON names the old Django service's Python (/usr/bin/python3 by default).
 import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { chart, markdown, runBench, type Mode } from './harness.js'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' } } })
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, peer: { type: 'string' } } })
+if (values.peer !== undefined && values.peer !== 'django') throw new Error(`--peer ${values.peer}: the only peer is django`)
 const mode: Mode = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full'
-const report = await runBench({ mode, only: values.only, databaseUrl: process.env.DATABASE_URL, log: (line) => console.error(`# ${line}`) })
+const report = await runBench({ mode, only: values.only, databaseUrl: process.env.DATABASE_URL, peer: values.peer, python: process.env.DJANGO_PYTHON, log: (line) => console.error(`# ${line}`) })
 const table = markdown(report)
 console.log(table)
 if (mode === 'full' && values.only === undefined) {

@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
@@ -18,16 +17,8 @@ import { serverOptions } from '../src/options.js'
 
 export const postgresUrl = process.env.DATABASE_URL
 
-/**
- * The old Django + SimpleJWT service, for the import and move-in tests: DJANGO_SERVICE_DIR, else shared/django-service
- * beside the project, else the workplace's /work/shared (a clone elsewhere, as CI's, has no sibling shared/).
- */
-export function djangoServiceDir (): string {
-  const candidates = [process.env.DJANGO_SERVICE_DIR, fileURLToPath(new URL('../../shared/django-service/', import.meta.url)), '/work/shared/django-service']
-  const found = candidates.find((dir) => dir !== undefined && existsSync(join(dir, 'setup.sh')))
-  if (found === undefined) throw new Error(`the old Django service is not at any of ${candidates.filter(Boolean).join(', ')}: set DJANGO_SERVICE_DIR`)
-  return found
-}
+// The old Django + SimpleJWT service's folder, for the import and move-in tests; the bench finds it the same way.
+export { djangoServiceDir } from '../bench/peer-django.js'
 /** The machine's Redis, which .ci/run starts when it is down. */
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 

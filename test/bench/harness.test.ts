@@ -23,10 +23,12 @@ function checkReport (t: Test, report: Report, scenarios: string[]) {
 const common = ['GET /auth/me/, one token', 'GET /auth/me/, 300 tokens', 'GET /auth/me/, tokens never seen', 'POST /auth/login/, 10 users', 'POST /auth/register/, new users']
 
 t.test('--smoke on PGlite runs every scenario but refresh, with zero errors', async (t) => {
-  const report = await runBench({ mode: 'smoke' })
+  const lines: string[] = []
+  const report = await runBench({ mode: 'smoke', peer: 'django', log: (line) => lines.push(line) })
   t.equal(report.database, 'PGlite')
   checkReport(t, report, common)
   t.ok(report.embeddedDatabase! > 16 * 1024 * 1024 && report.embeddedDatabase! < 1024 * 1024 * 1024, 'PGlite\'s own resident size at idle was measured')
+  t.ok(lines.includes('skipped: the comparison with the old Django service: it runs on PostgreSQL only, and DATABASE_URL is unset'), 'without the old service, which needs PostgreSQL')
 })
 
 t.test('--only runs the scenarios whose name contains it', async (t) => {
