@@ -1,26 +1,8 @@
 // The benchmark harness in --smoke mode: every scenario runs, errors are zero and the numbers add
 // up. Speed is not checked here: `npm run bench` measures it.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { chart, markdown, runBench, type Report } from '../../bench/harness.js'
-import { postgresUrl } from '../helper.js'
-
-function checkReport (t: Test, report: Report, scenarios: string[]) {
-  t.same(report.rows.map((row) => row.scenario), scenarios)
-  for (const row of report.rows) {
-    t.equal(row.errors, 0, `${row.scenario}: no errors`)
-    t.ok(row.rate > 0 && row.ceilingRate > 0, `${row.scenario}: a rate and a ceiling`)
-    t.equal(row.ratio, row.rate / row.ceilingRate, `${row.scenario}: the ratio is rate over ceiling`)
-    t.equal(row.pass, row.ratio >= row.goal && row.errors === 0, `${row.scenario}: pass means the goal is met`)
-    t.ok(row.p50 <= row.p99, `${row.scenario}: p50 ≤ p99`)
-  }
-  t.ok(report.eventLoopDelayP99 > 0, 'the event-loop delay was read off the service')
-  t.ok(report.peakRss > 32 * 1024 * 1024 && report.peakRss < 4 * 1024 * 1024 * 1024, 'the peak RSS is a process size')
-  t.equal(report.limits.peakRss, 256 * 1024 * 1024 + (report.embeddedDatabase ?? 0), 'on PGlite, the embedded database\'s own size is allowed on top')
-  t.equal(report.pass, report.rows.every((row) => row.pass) && report.eventLoopDelayP99 < 50 && report.peakRss <= report.limits.peakRss)
-  t.equal(report.machine.node, process.version)
-}
-
-const common = ['GET /auth/me/, one token', 'GET /auth/me/, 300 tokens', 'GET /auth/me/, tokens never seen', 'POST /auth/login/, 10 users', 'POST /auth/register/, new users']
+import { checkReport, common } from './report.js'
 
 t.test('--smoke on PGlite runs every scenario but refresh, with zero errors', async (t) => {
   const lines: string[] = []
@@ -37,15 +19,6 @@ t.test('--only runs the scenarios whose name contains it', async (t) => {
   t.equal(report.rows[0]!.errors, 0)
   t.ok(report.rows[0]!.rate > 0 && report.rows[0]!.ceilingRate > 0)
   await t.rejects(runBench({ mode: 'smoke', only: 'no such scenario' }), /no scenario's name contains it/)
-})
-
-t.test('--smoke on PostgreSQL adds refresh against its raw SQL ceiling', { skip: postgresUrl === undefined && 'runs when DATABASE_URL names a PostgreSQL server' }, async (t) => {
-  const lines: string[] = []
-  const report = await runBench({ mode: 'smoke', databaseUrl: postgresUrl, log: (line) => lines.push(line) })
-  t.equal(report.database, 'PostgreSQL')
-  checkReport(t, report, [...common, 'POST /auth/refresh/, chained'])
-  t.equal(report.embeddedDatabase, undefined)
-  t.match(lines, ['migrating the database', 'starting the service on PostgreSQL'])
 })
 
 t.test('the table and the chart show every row, and fail where a goal is missed', async (t) => {
