@@ -1,7 +1,6 @@
 // The real thing: `npm start` (the README's command) as a child process, driven over HTTP.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import t from 'tap'
 import { and, count, eq, isNull } from 'drizzle-orm'
@@ -10,7 +9,7 @@ import { openDatabase } from '../../src/db/connect.js'
 import { tokens } from '../../src/db/schema.js'
 import { newUser, testEnvironment } from '../helper.js'
 import { mailEnvironment, mailsTo, startMailServer } from '../mail-server.js'
-import { freePort, npm, startService } from './service.js'
+import { alone, freePort, npm, startService } from './service.js'
 
 t.test('npm start serves the API, and tokens survive a restart', async (t) => {
   const port = await freePort()
@@ -234,23 +233,10 @@ t.test('WEB_CONCURRENCY=2: two workers share the port, both serve, revocations h
   t.match(running.output(), /"msg":"primary started"/)
 
   // A connection of its own for each request, so that the primary hands each to the next worker.
-  const call = (method: string, path: string, body?: object, token?: string) => new Promise<{ status: number, body: Record<string, string> }>((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    const request = httpRequest({
-      host: '127.0.0.1',
-      port,
-      path,
-      method,
-      agent: false,
-      headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }
-    }, (response) => {
-      let text = ''
-      response.on('data', (chunk) => { text += chunk })
-      response.on('end', () => resolve({ status: response.statusCode!, body: text === '' ? {} : JSON.parse(text) }))
-    })
-    request.on('error', reject)
-    request.end(payload)
-  })
+  const call = async (method: string, path: string, body?: object, token?: string) => {
+    const { status, text } = await alone(port, method, path, { body, token })
+    return { status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, string> }
+  }
 
   const user = newUser()
   t.equal((await call('POST', '/auth/register/', user)).status, 201)

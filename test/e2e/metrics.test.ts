@@ -1,8 +1,7 @@
 // /metrics of the real `npm start` under WEB_CONCURRENCY=2: every worker's metrics, aggregated by the primary.
-import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { newUser, testEnvironment } from '../helper.js'
-import { freePort, startService, type Running } from './service.js'
+import { alone, freePort, startService, type Running } from './service.js'
 
 /** Waits until the service has logged `count` lines that match; answers them. The log pipe may lag the answers. */
 async function logged (running: Running, pattern: RegExp, count = 1): Promise<RegExpExecArray[]> {
@@ -13,27 +12,6 @@ async function logged (running: Running, pattern: RegExp, count = 1): Promise<Re
     lines = [...running.output().matchAll(pattern)]
   }
   return lines
-}
-
-/** One request on a connection of its own, so that the cluster's primary hands each to the next free worker. */
-function alone (port: number, method: string, path: string, { body, token }: { body?: object, token?: string } = {}) {
-  return new Promise<{ status: number, type: string | undefined, text: string }>((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    const request = httpRequest({
-      host: '127.0.0.1',
-      port,
-      path,
-      method,
-      agent: false,
-      headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }
-    }, (response) => {
-      let text = ''
-      response.on('data', (chunk) => { text += chunk })
-      response.on('end', () => resolve({ status: response.statusCode!, type: response.headers['content-type'], text }))
-    })
-    request.on('error', reject)
-    request.end(payload)
-  })
 }
 
 /** The value of one sample, such as `auth_registrations_total`; undefined when absent. */

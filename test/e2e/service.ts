@@ -1,5 +1,6 @@
 // The service as a child process, started as the README says, for the end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import type { Test } from 'tap'
 
@@ -44,4 +45,25 @@ export async function startService (t: Test, environment: Record<string, string>
   }
   running.serverPid = Number(/"pid":(\d+)/.exec(running.output())![1])
   return running
+}
+
+/** One request on a connection of its own, so that the cluster's primary hands each to the next free worker. */
+export function alone (port: number, method: string, path: string, { body, token }: { body?: object, token?: string } = {}) {
+  return new Promise<{ status: number, type: string | undefined, text: string }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const request = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path,
+      method,
+      agent: false,
+      headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }
+    }, (response) => {
+      let text = ''
+      response.on('data', (chunk) => { text += chunk })
+      response.on('end', () => resolve({ status: response.statusCode!, type: response.headers['content-type'], text }))
+    })
+    request.on('error', reject)
+    request.end(payload)
+  })
 }
