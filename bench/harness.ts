@@ -5,6 +5,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import postgres from 'postgres'
+import type { GrowthReport } from './growth.js'
 import type { Measured } from './loop.js'
 
 export type Mode = 'smoke' | 'quick' | 'full'
@@ -17,15 +18,17 @@ export interface BenchOptions {
   only?: string
   /** Progress lines, for a person watching. */
   log?: (line: string) => void
+  /** PostgreSQL only: after a first pass, fill the database with this many token rows and measure again (bench/growth.ts). */
+  tokenRows?: number
 }
 
 /** A run lasts this many seconds, unless it is given an amount of requests to make. */
-interface Length {
+export interface Length {
   seconds: number
   amount?: number
 }
 
-interface Plan {
+export interface Plan {
   /** Measured runs of each scenario and of its ceiling, alternating. */
   runs: number
   length: Length
@@ -68,6 +71,8 @@ export interface Report {
   /** Bytes: the service's peak resident set over the whole run. */
   peakRss: number
   limits: { eventLoopDelayP99: number, peakRss: number }
+  /** With tokenRows: the fill, the sizes and the purge under load. */
+  growth?: GrowthReport
   pass: boolean
 }
 
@@ -148,7 +153,7 @@ async function pool<T> (jobs: number, limit: number, job: (index: number) => Pro
   return results
 }
 
-function measuredOf (result: autocannon.Result): Measured {
+export function measuredOf (result: autocannon.Result): Measured {
   const errors = result.errors + result.non2xx
   return {
     operations: result.requests.total,
@@ -160,13 +165,13 @@ function measuredOf (result: autocannon.Result): Measured {
   }
 }
 
-type Load = Omit<autocannon.Options, 'url' | 'duration' | 'amount'>
+export type Load = Omit<autocannon.Options, 'url' | 'duration' | 'amount'>
 
 async function cannon (url: string, load: Load, { seconds, amount }: Length): Promise<Measured> {
   return measuredOf(await autocannon({ url, pipelining: 1, duration: seconds, amount, ...load }))
 }
 
-interface Scenario {
+export interface Scenario {
   name: string
   ceiling: string
   goal: number
@@ -176,8 +181,9 @@ interface Scenario {
   ceilingRun: (length: Length) => Promise<Measured>
 }
 
-export async function runBench ({ mode, only, databaseUrl, log = () => {} }: BenchOptions): Promise<Report> {
+export async function runBench ({ mode, only, databaseUrl, log = () => {}, tokenRows }: BenchOptions): Promise<Report> {
   const plan = plans[mode]
+  if (tokenRows !== undefined && databaseUrl === undefined) throw new Error('--rows: PostgreSQL only, set DATABASE_URL')
   const cleanups: Array<() => Promise<unknown>> = []
   try {
     const environment: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', RATE_LIMIT: 'off', PURGE_INTERVAL: '0' }
@@ -186,6 +192,8 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {} }: Ben
     environment.DATA_DIR = dataDir
     /* c8 ignore next: the suite's PostgreSQL run takes it; its PGlite run must pass without a server */
     if (databaseUrl !== undefined) environment.DATABASE_URL = await scratchDatabase(databaseUrl, cleanups)
+    /* c8 ignore next: with --rows only, on PostgreSQL. The fill takes minutes: the first pass's tokens must outlive it. */
+    if (tokenRows !== undefined) environment.ACCESS_TOKEN_TTL = '1d'
     const poolSize = 10
     environment.DATABASE_POOL_SIZE = String(poolSize)
 
@@ -361,6 +369,18 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {} }: Ben
         pass: ratio >= scenario.goal && errors === 0
       })
     }
+    /* c8 ignore start: PostgreSQL only (test/bench/growth.test.ts) */
+    let growth: GrowthReport | undefined
+    let growthPass = true
+    if (tokenRows !== undefined) {
+      const { measureGrowth } = await import('./growth.js')
+      const refresh = scenarios.find((scenario) => scenario.name.includes('/auth/refresh/'))!
+      const grown = await measureGrowth({ databaseUrl: environment.DATABASE_URL!, rows: tokenRows, plan, scenarios: chosen, before: rows, refresh, run: (path, load, length) => cannon(api(path), load, length), url: api, environment, log })
+      rows.push(...grown.rows)
+      growth = grown.growth
+      growthPass = growth.pass
+    }
+    /* c8 ignore stop */
     const { peakRss } = await service.ask<{ peakRss: number }>('stats')
     const limits = { eventLoopDelayP99: 50, peakRss: 256 * 1024 * 1024 }
     return {
@@ -371,7 +391,8 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {} }: Ben
       eventLoopDelayP99,
       peakRss,
       limits,
-      pass: [rows.every((row) => row.pass), eventLoopDelayP99 < limits.eventLoopDelayP99, peakRss <= limits.peakRss].every(Boolean)
+      growth,
+      pass: [rows.every((row) => row.pass), eventLoopDelayP99 < limits.eventLoopDelayP99, peakRss <= limits.peakRss, growthPass].every(Boolean)
     }
   } finally {
     for (const cleanup of cleanups) await cleanup()

@@ -3,14 +3,18 @@
 // docs/benchmarks/.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
+import { growthMarkdown } from './growth.js'
 import { chart, markdown, runBench, type Mode } from './harness.js'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' } } })
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, rows: { type: 'string' } } })
 const mode: Mode = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full'
-const report = await runBench({ mode, only: values.only, databaseUrl: process.env.DATABASE_URL, log: (line) => console.error(`# ${line}`) })
+const tokenRows = values.rows === undefined ? undefined : Number(values.rows.replace(/_/g, ''))
+if (tokenRows !== undefined && !(Number.isSafeInteger(tokenRows) && tokenRows > 0)) throw new Error(`--rows ${values.rows}: a number of token rows`)
+const report = await runBench({ mode, only: values.only, databaseUrl: process.env.DATABASE_URL, log: (line) => console.error(`# ${line}`), tokenRows })
 const table = markdown(report)
 console.log(table)
-if (mode === 'full' && values.only === undefined) {
+if (report.growth !== undefined) console.log(`\n${growthMarkdown(report.growth)}`)
+if (mode === 'full' && values.only === undefined && tokenRows === undefined) {
   const directory = new URL('../../docs/benchmarks/', import.meta.url)
   const name = report.database.toLowerCase()
   await mkdir(directory, { recursive: true })
