@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import postgres from 'postgres'
 import { privateKeyFile } from '../src/keys.js'
+import type { GrowthReport } from './growth.js'
 import type { Measured } from './loop.js'
 import { chainedRefresh, djangoRefreshScenario, djangoUnavailable, peerConnections, startDjango } from './peer-django.js'
 
@@ -23,15 +24,17 @@ export interface BenchOptions {
   peer?: 'django'
   /** The Python of the old service; /usr/bin/python3 by default. */
   python?: string
+  /** PostgreSQL only: after a first pass, fill the database with this many token rows and measure again (bench/growth.ts). */
+  tokenRows?: number
 }
 
 /** A run lasts this many seconds, unless it is given an amount of requests to make. */
-interface Length {
+export interface Length {
   seconds: number
   amount?: number
 }
 
-interface Plan {
+export interface Plan {
   /** Measured runs of each scenario and of its ceiling, alternating. */
   runs: number
   length: Length
@@ -78,6 +81,8 @@ export interface Report {
   /** Bytes: on PGlite, the embedded database's own resident size at idle, which the RSS limit allows on top. */
   embeddedDatabase?: number
   limits: { eventLoopDelayP99: number, peakRss: number }
+  /** With tokenRows: the fill, the sizes and the purge under load. */
+  growth?: GrowthReport
   pass: boolean
 }
 
@@ -159,7 +164,7 @@ async function pool<T> (jobs: number, limit: number, job: (index: number) => Pro
   return results
 }
 
-function measuredOf (result: autocannon.Result): Measured {
+export function measuredOf (result: autocannon.Result): Measured {
   const errors = result.errors + result.non2xx
   return {
     operations: result.requests.total,
@@ -171,13 +176,13 @@ function measuredOf (result: autocannon.Result): Measured {
   }
 }
 
-type Load = Omit<autocannon.Options, 'url' | 'duration' | 'amount'>
+export type Load = Omit<autocannon.Options, 'url' | 'duration' | 'amount'>
 
 async function cannon (url: string, load: Load, { seconds, amount }: Length): Promise<Measured> {
   return measuredOf(await autocannon({ url, pipelining: 1, duration: seconds, amount, ...load }))
 }
 
-interface Scenario {
+export interface Scenario {
   name: string
   ceiling: string
   goal: number
@@ -187,8 +192,9 @@ interface Scenario {
   ceilingRun: (length: Length) => Promise<Measured>
 }
 
-export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer, python }: BenchOptions): Promise<Report> {
+export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer, python, tokenRows }: BenchOptions): Promise<Report> {
   const plan = plans[mode]
+  if (tokenRows !== undefined && databaseUrl === undefined) throw new Error('--rows: PostgreSQL only, set DATABASE_URL')
   const cleanups: Array<() => Promise<unknown>> = []
   try {
     const environment: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', RATE_LIMIT: 'off', PURGE_INTERVAL: '0' }
@@ -197,6 +203,8 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
     environment.DATA_DIR = dataDir
     /* c8 ignore next: the suite's PostgreSQL run takes it; its PGlite run must pass without a server */
     if (databaseUrl !== undefined) environment.DATABASE_URL = await scratchDatabase(databaseUrl, cleanups)
+    /* c8 ignore next: with --rows only, on PostgreSQL. The fill takes minutes: the first pass's tokens must outlive it. */
+    if (tokenRows !== undefined) environment.ACCESS_TOKEN_TTL = '1d'
     const poolSize = 10
     environment.DATABASE_POOL_SIZE = String(poolSize)
 
@@ -431,6 +439,18 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
         pass: ratio >= scenario.goal && errors === 0
       })
     }
+    /* c8 ignore start: PostgreSQL only (test/bench/growth.test.ts) */
+    let growth: GrowthReport | undefined
+    let growthPass = true
+    if (tokenRows !== undefined) {
+      const { measureGrowth } = await import('./growth.js')
+      const refresh = scenarios.find((scenario) => scenario.name.includes('/auth/refresh/'))!
+      const grown = await measureGrowth({ databaseUrl: environment.DATABASE_URL!, rows: tokenRows, plan, scenarios: chosen, before: rows, refresh, run: (path, load, length) => cannon(api(path), load, length), url: api, environment, log })
+      rows.push(...grown.rows)
+      growth = grown.growth
+      growthPass = growth.pass
+    }
+    /* c8 ignore stop */
     const { peakRss } = await service.ask<{ peakRss: number }>('stats')
     const limits = { eventLoopDelayP99: 50, peakRss: 256 * 1024 * 1024 + (embeddedDatabase ?? 0) }
     return {
@@ -442,7 +462,8 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
       peakRss,
       embeddedDatabase,
       limits,
-      pass: [rows.every((row) => row.pass), eventLoopDelayP99 < limits.eventLoopDelayP99, peakRss <= limits.peakRss].every(Boolean)
+      growth,
+      pass: [rows.every((row) => row.pass), eventLoopDelayP99 < limits.eventLoopDelayP99, peakRss <= limits.peakRss, growthPass].every(Boolean)
     }
   } finally {
     for (const cleanup of cleanups) await cleanup()
