@@ -63,7 +63,9 @@ export const tokens = pgTable('tokens', {
   index('tokens_session_id_idx').on(table.sessionId),
   // A user's tokens, when the user is deleted: the tombstones and the cascade.
   index('tokens_user_id_idx').on(table.userId),
-  index('tokens_revoked_expires_at_idx').on(table.expiresAt).where(sql`${table.revokedAt} is not null`),
+  // The revoked sessions' access tokens still live, read at start and every resync (plugins/revocations.ts). Not every
+  // revoked token: each rotation revokes a refresh token, and those would make it as large as the table.
+  index('tokens_revoked_access_expires_at_idx').on(table.expiresAt).where(sql`${table.revokedAt} is not null and ${table.type} = 'access'`),
   check('tokens_type_check', sql`${table.type} in ('access', 'refresh')`)
 ])
 

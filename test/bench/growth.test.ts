@@ -57,7 +57,7 @@ t.test('the fill makes users, sessions and tokens in the proportions it claims',
 
   const sizes = await relationSizes(sql)
   t.same(sizes.filter((relation) => relation.table === 'tokens').map((relation) => relation.name),
-    ['tokens_pkey', 'tokens_revoked_expires_at_idx', 'tokens_session_id_idx', 'tokens_user_id_idx'])
+    ['tokens_pkey', 'tokens_revoked_access_expires_at_idx', 'tokens_session_id_idx', 'tokens_user_id_idx'])
   t.ok(sizes.find((relation) => relation.name === 'tokens')!.bytes > 6000 * 100, 'the heap holds the rows')
 })
 

@@ -14,7 +14,7 @@ t.test('sessions and tokens belong to a user and go with it', async (t) => {
 
 t.test('the indexes the hot queries use', async (t) => {
   t.same(getTableConfig(sessions).indexes.map((index) => index.config.name), ['sessions_user_id_idx'])
-  t.same(getTableConfig(tokens).indexes.map((index) => index.config.name), ['tokens_session_id_idx', 'tokens_user_id_idx', 'tokens_revoked_expires_at_idx'])
+  t.same(getTableConfig(tokens).indexes.map((index) => index.config.name), ['tokens_session_id_idx', 'tokens_user_id_idx', 'tokens_revoked_access_expires_at_idx'])
   t.same(getTableConfig(tokens).checks.map((check) => check.name), ['tokens_type_check'])
   t.same(getTableConfig(users).columns.filter((column) => column.isUnique).map((column) => column.uniqueName), [
     'users_username_key_unique', 'users_username_skeleton_unique', 'users_username_skeleton_lower_unique', 'users_username_skeleton_shown_unique', 'users_email_key_unique'
