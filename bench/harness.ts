@@ -452,6 +452,7 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
     }
     /* c8 ignore stop */
     const { peakRss } = await service.ask<{ peakRss: number }>('stats')
+    /* c8 ignore next: 0 is PostgreSQL's, which the suite's PGlite run never reaches */
     const limits = { eventLoopDelayP99: 50, peakRss: 256 * 1024 * 1024 + (embeddedDatabase ?? 0) }
     return {
       mode,

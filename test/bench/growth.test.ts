@@ -3,7 +3,6 @@
 import postgres from 'postgres'
 import t from 'tap'
 import { runBench } from '../../bench/harness.js'
-import { openPostgres } from '../../src/db/postgres.js'
 import { freshDatabase, postgresUrl } from '../helper.js'
 
 const skip = postgresUrl === undefined && 'runs when DATABASE_URL names a PostgreSQL server'
@@ -15,6 +14,7 @@ t.test('--rows is PostgreSQL only', async (t) => {
 t.test('the fill makes users, sessions and tokens in the proportions it claims', { skip }, async (t) => {
   // Loaded here: on PGlite the suite must not load, and so not count, PostgreSQL-only modules.
   const { census, fill, relationSizes } = await import('../../bench/fill.js')
+  const { openPostgres } = await import('../../src/db/postgres.js')
   const url = await freshDatabase(t, postgresUrl!)
   await (await openPostgres(url, 1)).close()
   const sql = postgres(url, { max: 1, onnotice: () => {} })

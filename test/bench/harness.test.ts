@@ -43,6 +43,8 @@ t.test('the table and the chart show every row, and fail where a goal is missed'
   t.equal(table[5], '| slow route | 500 | 1 | 3 | 0 | bare Fastify route | 1000 | 50% | ≥ 80% | **fail** |')
   t.match(table[6], /^\| event-loop delay p99 .* 60\.0 .* < 50 ms \| \*\*fail\*\* \|$/)
   t.match(table[7], /^\| peak RSS of the service, PGlite's 20 MB at idle included \| 300 MB .* ≤ 276 MB \| \*\*fail\*\* \|$/)
+  const onPostgres = markdown({ ...report, database: 'PostgreSQL', embeddedDatabase: undefined, limits: { eventLoopDelayP99: 50, peakRss: 256 * 1024 * 1024 } }).split('\n')
+  t.match(onPostgres[7], /^\| peak RSS of the service \| 300 MB .* ≤ 256 MB \| \*\*fail\*\* \|$/, 'on PostgreSQL, the limit alone')
 
   const svg = chart(report)
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
