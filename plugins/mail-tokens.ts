@@ -78,6 +78,9 @@ declare module 'fastify' {
 /** pg_advisory_xact_lock's first key: this plugin's locks, one per user. */
 const lockSpace = 0x6d61696c
 
+const killQuery = (tx: Database, userId: number, kinds: MailTokenKind[], now: Date) =>
+  tx.update(mailTokens).set({ consumedAt: now }).where(and(eq(mailTokens.userId, userId), inArray(mailTokens.kind, kinds), isNull(mailTokens.consumedAt)))
+
 export function createMailTokens (db: Database, { signingKey }: MailTokenOptions): MailTokens {
   const secret = Buffer.from(hkdfSync('sha256', signingKey.export({ format: 'der', type: 'pkcs8' }), '', 'auth-service mail codes', 32))
   // Over the id too: the same code of two tokens has two digests, and none can be looked up in a table of a million.
@@ -94,8 +97,9 @@ export function createMailTokens (db: Database, { signingKey }: MailTokenOptions
       const createdAt = new Date()
       const expiresAt = new Date(createdAt.getTime() + ttlSeconds * 1000)
       const codeExpiresAt = new Date(createdAt.getTime() + Math.min(ttlSeconds, codeLifetime) * 1000)
-      await this.killAll(tx, userId, [kind])
-      await tx.insert(mailTokens).values({ id, userId, kind, email: normaliseEmail(email), emailKey: emailKey(email), tokenHash: sha256(token), codeHmac: codeHmac(id, code), createdAt, expiresAt, codeExpiresAt })
+      // The user's earlier tokens of this kind die as this one is stored, in one statement.
+      const insert = tx.insert(mailTokens).values({ id, userId, kind, email: normaliseEmail(email), emailKey: emailKey(email), tokenHash: sha256(token), codeHmac: codeHmac(id, code), createdAt, expiresAt, codeExpiresAt })
+      await tx.execute(sql`with killed as (${killQuery(tx, userId, [kind], createdAt).getSQL()}) ${insert.getSQL()}`)
       return { id, token, code, expiresAt, codeExpiresAt }
     },
 
@@ -129,8 +133,7 @@ export function createMailTokens (db: Database, { signingKey }: MailTokenOptions
     },
 
     async killAll (tx, userId, kinds) {
-      await tx.update(mailTokens).set({ consumedAt: new Date() }).where(and(
-        eq(mailTokens.userId, userId), inArray(mailTokens.kind, kinds), isNull(mailTokens.consumedAt)))
+      await killQuery(tx, userId, kinds, new Date())
     },
 
     async issuedWithin (tx, userId, kind, windowMs) {

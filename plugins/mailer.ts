@@ -79,9 +79,14 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
     const message = { from: mail.from, to: row.recipient, ...rendered, headers: { 'auto-submitted': 'auto-generated' } }
     const info = await transport.sendMail(message)
     if (mail.smtpUrl === undefined) {
-      await mkdir(mailDir, { recursive: true, mode: 0o700 })
       const file = join(mailDir, `${new Date().toISOString().replaceAll(':', '-')}-${row.id}-${row.kind}.eml`)
-      await writeFile(file, (info as { message: Buffer }).message, { mode: 0o600 })
+      const write = () => writeFile(file, (info as { message: Buffer }).message, { mode: 0o600 })
+      // The directory is made by the first mail, and again if it was removed; not looked for at each.
+      await write().catch(async (error: unknown) => {
+        if ((error as { code?: string }).code !== 'ENOENT') throw error
+        await mkdir(mailDir, { recursive: true, mode: 0o700 })
+        await write()
+      })
       fastify.log.info({ mailId: row.id, kind: row.kind, to: row.recipient, file }, 'mail written to a file, not delivered')
     } else {
       fastify.log.info({ mailId: row.id, kind: row.kind, to: row.recipient }, 'mail sent')
@@ -123,13 +128,12 @@ export default fp<MailerOptions>(async (fastify, { mail, dataDir, pollInterval =
 
   fastify.decorate('mailer', {
     async enqueue (tx, outgoing) {
-      await tx.insert(mailOutbox).values({
+      await outbox.enqueue(tx, tx.insert(mailOutbox).values({
         kind: outgoing.kind,
         recipient: outgoing.to,
         body: { ...outgoing.variables, email: outgoing.to } as Record<string, string>,
         eraseAt: outgoing.expiresAt
-      })
-      await outbox.wake(tx)
+      }))
     },
     deliver: outbox.deliver,
     async forget (tx, addresses) {

@@ -141,12 +141,11 @@ export default fp<WebhooksOptions>(async (fastify, { webhooks: { urls, secret, r
     async enqueueAll (tx, events) {
       if (events.length === 0) return
       const timestamp = new Date().toISOString()
-      await tx.insert(webhookOutbox).values(events.flatMap(({ type, data, userId }) => {
+      await outbox.enqueue(tx, tx.insert(webhookOutbox).values(events.flatMap(({ type, data, userId }) => {
         // Serialised once: every attempt sends, and signs, the same bytes.
         const payload = JSON.stringify({ type, timestamp, data })
         return urls.map((url) => ({ messageId: `msg_${randomUUID().replaceAll('-', '')}`, url, type, payload, userId }))
-      }))
-      await outbox.wake(tx)
+      })))
     },
     forget,
     deliver: outbox.deliver,

@@ -1,6 +1,6 @@
 // The outbox: mails are rows, sent by a worker on every instance, retried while the SMTP server is down or
 // refuses, written as .eml files without SMTP_URL.
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { eq } from 'drizzle-orm'
@@ -135,6 +135,18 @@ t.test('without SMTP_URL: one warning at start, then .eml files under DATA_DIR/m
   t.match(written[1], { kind: 'password_reset', to: body.email })
   const code = /Code: ([0-9]{6})/.exec(eml)![1]!
   t.notOk(JSON.stringify(lines).includes(code), 'the log line carries no code')
+
+  // The directory is not looked for at each mail: removed, it is made again; made unusable, the mail is retried.
+  rmSync(mailDir, { recursive: true })
+  const again = await register(server)
+  await until(async () => (await rowsTo(server, again.email))[0]!.status === 'sent', 5000)
+  t.match(readdirSync(mailDir), [/-email_verify\.eml$/])
+  t.equal(statSync(mailDir).mode & 0o777, 0o700)
+  rmSync(mailDir, { recursive: true })
+  writeFileSync(mailDir, '')
+  const blocked = await register(server)
+  await until(async () => (await rowsTo(server, blocked.email))[0]!.lastError !== null, 5000)
+  t.match(await rowsTo(server, blocked.email), [{ status: 'queued', lastError: /ENOTDIR/ }])
 })
 
 t.test('MAIL_TEMPLATES_DIR replaces one template, and a broken one fails the start', async (t) => {
