@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import postgres from 'postgres'
 import { privateKeyFile } from '../src/keys.js'
+import { packageJson } from '../src/paths.js'
 import type { GrowthReport } from './growth.js'
 import type { Measured } from './loop.js'
 import { chainedRefresh, djangoRefreshScenario, djangoUnavailable, peerConnections, startDjango } from './peer-django.js'
@@ -104,8 +105,18 @@ function childEnvironment (extra: Record<string, string> = {}): NodeJS.ProcessEn
   return { ...inherited, ...extra }
 }
 
-function forkChild (module: string, args: string[], extra?: Record<string, string>): ChildProcess {
-  return fork(new URL(`${module}${extension}`, here), args, { env: childEnvironment(extra), stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+function forkChild (module: string, args: string[], extra?: Record<string, string>, flags: string[] = []): ChildProcess {
+  return fork(new URL(`${module}${extension}`, here), args, { env: childEnvironment(extra), execArgv: [...process.execArgv, ...flags], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+}
+
+/**
+ * The Node.js flags of package.json's start script (`node <flags> dist/src/server.js`): the service is measured
+ * as `npm start` runs it, and its ceilings without them.
+ */
+export async function startFlags (): Promise<string[]> {
+  const { scripts } = JSON.parse(await readFile(packageJson, 'utf8')) as { scripts: { start: string } }
+  const words = scripts.start.split(/\s+/)
+  return words.slice(words.indexOf('node') + 1).filter((word) => word.startsWith('--'))
 }
 
 /** The first message of a child, or its failure. */
@@ -119,8 +130,8 @@ function firstMessage<T> (child: ChildProcess): Promise<T> {
   })
 }
 
-async function startServer (module: string, args: string[], extra?: Record<string, string>) {
-  const child = forkChild(module, args, extra)
+async function startServer (module: string, args: string[], extra?: Record<string, string>, flags?: string[]) {
+  const child = forkChild(module, args, extra, flags)
   const { port } = await firstMessage<{ port: number }>(child)
   const exited = new Promise((resolve) => child.once('exit', resolve))
   return {
@@ -224,7 +235,7 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
       embeddedDatabase = (await childAnswer<{ bytes: number }>('pglite-size', { dataDir })).bytes
     }
     log(`starting the service on ${database}`)
-    const service = await startServer('service', [], environment)
+    const service = await startServer('service', [], environment, await startFlags())
     cleanups.unshift(service.stop)
     const api = (path: string) => `${service.url}${path}`
 

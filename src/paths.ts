@@ -6,3 +6,6 @@ import { fileURLToPath } from 'node:url'
 const projectRoot = new URL(import.meta.url.endsWith('.js') ? '../../' : '../', import.meta.url)
 
 export const migrationsFolder = fileURLToPath(new URL('drizzle/', projectRoot))
+
+/** package.json: its start script holds the Node.js flags the service runs with. */
+export const packageJson = fileURLToPath(new URL('package.json', projectRoot))
