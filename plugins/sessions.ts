@@ -3,6 +3,7 @@ import { and, desc, eq, gt, inArray, isNull, max, ne, type SQL } from 'drizzle-o
 import fp from 'fastify-plugin'
 import { prepared, type Database } from '../src/db/connect.js'
 import { rotateRefresh } from '../src/db/rotate-refresh.js'
+import { startSession } from '../src/db/start-session.js'
 import { clientKey } from '../src/client-address.js'
 import { importedUsers, legacyRevokedJtis, revokedSessions, sessions, tokens } from '../src/db/schema.js'
 import { messages, tokenError } from '../src/errors.js'
@@ -227,24 +228,7 @@ export default fp<SessionOptions>(async (fastify, options) => {
       const now = new Date()
       const refresh = tokenService.signRefresh(user, sessionId, new Date(now.getTime() + options.sessionMaxAge * 1000))
       const access = tokenService.signAccess(user, sessionId)
-      // The session and its tokens in one statement, under the lock on the user's row that a password
-      // change or a deletion has to wait for: a login that checked the old password cannot open a
-      // session after the change has revoked the others.
-      const session = db.$with('new_session').as(db.insert(sessions).values({
-        id: sessionId,
-        userId: user.id,
-        createdAt: refresh.row.createdAt,
-        lastUsedAt: refresh.row.createdAt,
-        expiresAt: refresh.row.expiresAt,
-        ...recorded(client)
-      }).returning({ id: sessions.id }))
-      const started = await db.transaction(async (tx) => {
-        if (!await usersRepository.holdCredentials(tx, user.id, passwordHash)) return false
-        await prepared(tx.with(session).insert(tokens).values([access.row, refresh.row]))
-        return true
-      })
-      // After the commit: inside, this update of the row held FOR SHARE would deadlock two logins of one user.
-      if (started) await usersRepository.recordLogin(user.id)
+      const started = await startSession(sqlQuery, { userId: user.id, passwordHash, sessionId, now, refresh: refresh.row, access: access.row, ...recorded(client) })
       return started ? { pair: toPair(access, refresh), sessionId } : undefined
     },
 

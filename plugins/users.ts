@@ -81,8 +81,6 @@ export interface UsersRepository {
   changeEmail: (tx: Database, id: number, email: string) => Promise<void>
   /** In tx: the user is disabled, or enabled again; answers whether the user exists. */
   setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<boolean>
-  /** Records a login that opened a session. */
-  recordLogin: (id: number) => Promise<void>
   /** In tx: deletes the user's row; its sessions, tokens and mailed tokens go with it. Answers whether there was one. */
   delete: (tx: Database, id: number) => Promise<boolean>
   /** Users matching the filter, by id. */
@@ -99,13 +97,6 @@ export interface UsersRepository {
   cohort: (tag: string, limit: number) => Promise<Array<{ id: number, email: string }>>
   /** In tx: deletes these users' rows; answers how many. */
   deleteMany: (tx: Database, ids: number[]) => Promise<number>
-  /**
-   * Within the transaction tx: true while the user's password hash is still `passwordHash` and the user is not
-   * disabled, and then the row
-   * stays locked (FOR SHARE) until tx ends, so that no change of the password, and no deletion, can commit
-   * in between. Whatever tx creates for the user (a session) is thus created under the credentials checked.
-   */
-  holdCredentials: (tx: Database, id: number, passwordHash: string) => Promise<boolean>
   /** The public profile of a user, from memory when it was read recently; undefined for no such user. */
   profile: (id: number) => Promise<Profile | undefined>
 }
@@ -254,10 +245,6 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       return updated.length > 0
     },
 
-    async recordLogin (id) {
-      await prepared(db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, id)))
-    },
-
     async delete (tx, id) {
       const deleted = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })
       profiles.delete(id)
@@ -303,12 +290,6 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
       const deleted = await tx.delete(users).where(inArray(users.id, ids)).returning({ id: users.id })
       for (const { id } of deleted) profiles.delete(id)
       return deleted.length
-    },
-
-    async holdCredentials (tx, id, passwordHash) {
-      const [row] = await prepared(tx.select({ id: users.id }).from(users)
-        .where(and(eq(users.id, id), eq(users.passwordHash, passwordHash), isNull(users.disabledAt))).for('share'))
-      return row !== undefined
     },
 
     async profile (id) {

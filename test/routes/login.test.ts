@@ -154,3 +154,33 @@ t.test('logins of one user at once all open a session, and the last is recorded'
   const [row] = await app.db.select({ lastLoginAt: users.lastLoginAt }).from(users).where(eq(users.id, id))
   t.ok(row!.lastLoginAt! >= before, 'last_login_at is set')
 })
+
+t.test('a session opens only under the credentials the login checked, in one statement', async (t) => {
+  const app = await build(t)
+  const body = newUser()
+  const { id } = (await app.inject({ method: 'POST', url: '/auth/register/', payload: body })).json()
+  const user = (await app.usersRepository.findById(id))!
+  const client = { userAgent: 'agent', ip: '127.0.0.1' }
+  const rows = async () => ({
+    sessions: await app.db.$count(sessions, eq(sessions.userId, id)),
+    tokens: await app.db.$count(tokens, eq(tokens.userId, id)),
+    lastLoginAt: (await app.db.select({ at: users.lastLoginAt }).from(users).where(eq(users.id, id)))[0]!.at
+  })
+
+  t.equal(await app.sessionManager.start(user, client, `${user.passwordHash}x`), undefined, 'a password changed since the check')
+  t.same(await rows(), { sessions: 0, tokens: 0, lastLoginAt: null })
+  await app.db.update(users).set({ disabledAt: new Date() }).where(eq(users.id, id))
+  t.equal(await app.sessionManager.start(user, client, user.passwordHash), undefined, 'a user disabled since the check')
+  t.same(await rows(), { sessions: 0, tokens: 0, lastLoginAt: null })
+
+  await app.db.update(users).set({ disabledAt: null }).where(eq(users.id, id))
+  const before = new Date()
+  const started = await app.sessionManager.start(user, client, user.passwordHash)
+  t.ok(started)
+  const after = await rows()
+  t.match(after, { sessions: 1, tokens: 2 })
+  t.ok(after.lastLoginAt! >= before, 'the login is recorded to the millisecond')
+  const [session] = await app.db.select().from(sessions).where(eq(sessions.id, started!.sessionId))
+  t.match(session, { userId: id, userAgent: 'agent', ip: '127.0.0.1', revokedAt: null })
+  t.same((await app.db.select({ type: tokens.type }).from(tokens).where(eq(tokens.sessionId, started!.sessionId)).orderBy(tokens.type)).map((row) => row.type), ['access', 'refresh'])
+})
