@@ -48,7 +48,8 @@ export interface Plan {
 }
 
 export const plans: Record<Mode, Plan> = {
-  smoke: { runs: 1, length: { seconds: 60, amount: 200 }, warmup: { seconds: 60, amount: 20 }, tokenPool: 300, freshTokens: 1000, loginUsers: 10 },
+  // Enough requests to prove that every scenario runs without errors, few enough that the test suite, which runs it, stays quick.
+  smoke: { runs: 1, length: { seconds: 60, amount: 50 }, warmup: { seconds: 60, amount: 20 }, tokenPool: 300, freshTokens: 1000, loginUsers: 10 },
   quick: { runs: 3, length: { seconds: 2 }, warmup: { seconds: 1 }, tokenPool: 10_000, freshTokens: 100_000, loginUsers: 100 },
   full: { runs: 5, length: { seconds: 6 }, warmup: { seconds: 2 }, tokenPool: 10_000, freshTokens: 100_000, loginUsers: 100 }
 }
