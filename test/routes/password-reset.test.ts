@@ -158,9 +158,11 @@ t.test('password reset', async (t) => {
     t.equal(shapes.size, 1, `one answer for all: ${[...shapes].join('\n')}`)
     t.same(JSON.parse([...shapes][0]!).status, 202)
     t.same(JSON.parse(JSON.parse([...shapes][0]!).body), { detail: 'If an account has this address, a password reset mail is on its way.' })
-    const median = (values: number[]) => values.sort((x, y) => x - y)[2]!
-    t.ok(median(answers.unknown) > median(answers.known) / 5 && median(answers.known) > median(answers.unknown) / 5,
-      `known ${median(answers.known).toFixed(2)} ms vs unknown ${median(answers.unknown).toFixed(2)} ms`)
+    // The least time of each: whatever else the machine does only ever adds to an answer's time (a median of five
+    // once differed eightfold under a loaded CI), while work awaited on one path only adds to that path's minimum.
+    const least = (values: number[]) => Math.min(...values)
+    t.ok(least(answers.unknown) > least(answers.known) / 5 && least(answers.known) > least(answers.unknown) / 5,
+      `known ${least(answers.known).toFixed(2)} ms vs unknown ${least(answers.unknown).toFixed(2)} ms`)
     await app.accountMail.settled()
     await app.mailer.deliver()
     await new Promise((resolve) => setTimeout(resolve, 1000))
