@@ -440,11 +440,11 @@ export async function runBench ({ mode, only, databaseUrl, log = () => {}, peer,
         const { path, load } = await scenario.target()
         await service.ask('reset')
         targets.push(await cannon(api(path), load, plan.length))
-        const { eventLoopDelayP99: delay, rss, peakRss, cpu } = await service.ask<{ eventLoopDelayP99: number, rss: number, peakRss: number, cpu: number }>('stats')
+        const { eventLoopDelayP99: delay, rss, peakRss, cpu, heapUsed, heapTotal, external } = await service.ask<{ eventLoopDelayP99: number, rss: number, peakRss: number, cpu: number, heapUsed: number, heapTotal: number, external: number }>('stats')
         if (path === '/auth/login/') eventLoopDelayP99 = Math.max(eventLoopDelayP99, delay)
         ceilings.push(await scenario.ceilingRun(plan.length))
         const served = targets.at(-1)!
-        log(`${scenario.name}: run ${i + 1}/${plan.runs}: ${served.rate.toFixed(0)} req/s against ${ceilings.at(-1)!.rate.toFixed(0)}; service CPU ${(cpu / served.operations).toFixed(0)} µs a request, RSS ${mb(rss)}, peak ${mb(peakRss)}`)
+        log(`${scenario.name}: run ${i + 1}/${plan.runs}: ${served.rate.toFixed(0)} req/s against ${ceilings.at(-1)!.rate.toFixed(0)}; service CPU ${(cpu / served.operations).toFixed(0)} µs a request, RSS ${mb(rss)} (heap ${mb(heapUsed)} used of ${mb(heapTotal)}, external ${mb(external)}), peak ${mb(peakRss)}`)
       }
       const rate = median(targets.map((measured) => measured.rate))
       const typical = targets.find((measured) => measured.rate === rate)!

@@ -25,7 +25,8 @@ process.on('message', (message: { command: 'reset' | 'stats' }) => {
       cpu: (({ user, system }) => user + system)(process.cpuUsage(cpuAtReset)),
       // resourceUsage reports kibibytes: the high-water mark since the process started.
       peakRss: process.resourceUsage().maxRSS * 1024,
-      rss: process.memoryUsage.rss()
+      // Where the resident set sits: V8's heap (in use, and reserved), and memory outside it (Buffers, the driver's).
+      ...(({ rss, heapUsed, heapTotal, external }) => ({ rss, heapUsed, heapTotal, external }))(process.memoryUsage())
     })
   }
 })

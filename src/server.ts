@@ -6,11 +6,13 @@ import fp from 'fastify-plugin'
 import app from './app.js'
 import { primaryChannel } from './cluster-metrics.js'
 import { ConfigError, loadConfig, openSurfaces } from './config.js'
+import { boundHeapGrowth } from './heap-growth.js'
 import { prettyLogs, serverOptions } from './options.js'
 
 /** Builds the service from the environment and listens; SIGTERM and SIGINT close it gracefully. */
 export async function start (environment: Record<string, string | undefined> = process.env, { inWorker = cluster.isWorker } = {}): Promise<FastifyInstance> {
   const config = loadConfig(environment)
+  boundHeapGrowth()
   const server = Fastify(serverOptions(config, { pretty: prettyLogs(process.stdout.isTTY, environment.NODE_ENV) }))
   await server.register(fp(app), { config, primary: primaryChannel() })
   if (config.production) for (const surface of openSurfaces(config)) server.log.warn(`open in production: ${surface}`)
