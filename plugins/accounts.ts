@@ -12,7 +12,8 @@ export interface Accounts {
   delete: (user: Recipient, origin: Origin) => Promise<boolean>
   /**
    * Disables the user: every session revoked on every instance, every mailed token dead; or enables it
-   * again (its old sessions stay revoked). False when there is no such user.
+   * again (its old sessions stay revoked). False when there is no such user. A user that already is so is left as
+   * it is: no event, no audit record, no webhook.
    */
   setDisabled: (userId: number, disabled: boolean, origin: Origin) => Promise<boolean>
   /** Deletes every user of a cohort as delete() does, a batch at a time, without notices; answers how many. */
@@ -74,13 +75,15 @@ export default fp(async (fastify) => {
 
     async setDisabled (userId, disabled, origin) {
       const revoked = await db.transaction(async (tx) => {
-        if (!await usersRepository.setDisabled(tx, userId, disabled)) return undefined
+        const outcome = await usersRepository.setDisabled(tx, userId, disabled)
+        if (outcome !== 'changed') return outcome
         await webhooks.enqueue(tx, disabled ? 'user.disabled' : 'user.enabled', { user_id: userId }, userId)
         if (!disabled) return []
         await mailTokens.killAll(tx, userId, ['password_reset', 'email_verify', 'email_change'])
         return sessionManager.revokeAllIn(tx, userId)
       })
-      if (revoked === undefined) return false
+      if (revoked === 'missing') return false
+      if (revoked === 'unchanged') return true
       revocations.remember(revoked)
       audit.record({ type: disabled ? 'user.disabled' : 'user.enabled', userId, ...origin, detail: disabled ? { revoked_sessions: revoked.length } : {} })
       fastify.log.info({ userId, revokedSessions: revoked.length }, disabled ? 'user disabled' : 'user enabled')

@@ -79,8 +79,8 @@ export interface UsersRepository {
   markEmailVerified: (tx: Database, id: number, emailKey: string) => Promise<boolean>
   /** In tx: the user's email becomes `email`, verified; throws 409 email_taken when another user has it. */
   changeEmail: (tx: Database, id: number, email: string) => Promise<void>
-  /** In tx: the user is disabled, or enabled again; answers whether the user exists. */
-  setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<boolean>
+  /** In tx: the user is disabled, or enabled again: 'changed'; 'unchanged' when it already was; 'missing' when there is no such user. */
+  setDisabled: (tx: Database, id: number, disabled: boolean) => Promise<'changed' | 'unchanged' | 'missing'>
   /** In tx: deletes the user's row; its sessions, tokens and mailed tokens go with it. Answers whether there was one. */
   delete: (tx: Database, id: number) => Promise<boolean>
   /** Users matching the filter, by id. */
@@ -240,9 +240,12 @@ export default fp<UserOptions>(async (fastify, { cacheSize = 10_000, cacheTtl = 
     },
 
     async setDisabled (tx, id, disabled) {
-      const updated = await tx.update(users).set({ disabledAt: disabled ? sql`coalesce(${users.disabledAt}, now())` : null })
-        .where(eq(users.id, id)).returning({ id: users.id })
-      return updated.length > 0
+      // Locked, so that of two racing requests to disable, one changes the row and the other finds it changed.
+      const [row] = await tx.select({ disabledAt: users.disabledAt }).from(users).where(eq(users.id, id)).for('update')
+      if (row === undefined) return 'missing'
+      if ((row.disabledAt !== null) === disabled) return 'unchanged'
+      await tx.update(users).set({ disabledAt: disabled ? sql`now()` : null }).where(eq(users.id, id))
+      return 'changed'
     },
 
     async delete (tx, id) {

@@ -1,4 +1,5 @@
 // The events the service sends as webhooks, each committed with the change it tells of.
+import { and, eq, inArray } from 'drizzle-orm'
 import t from 'tap'
 import { webhookOutbox } from '../../src/db/schema.js'
 import { bearer, build, claimsOf, newUser, registerAndLogin, testEnvironment } from '../helper.js'
@@ -57,8 +58,13 @@ t.test('every account change is a signed event, committed with it', async (t) =>
     ['session.revoked', { user_id: user.id, session_ids: [claimsOf(session.access).sid] }],
     ['user.disabled', { user_id: user.id }]
   ])
+  t.equal((await app.inject({ method: 'PATCH', url: `/admin/users/${user.id as number}`, headers: admin, payload: { disabled: true } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'PATCH', url: `/admin/users/${user.id as number}`, headers: admin, payload: { disabled: false } })).statusCode, 200)
   t.equal((await app.inject({ method: 'PATCH', url: `/admin/users/${user.id as number}`, headers: admin, payload: { disabled: false } })).statusCode, 200)
   t.same((await next(1)).map((event) => [event.type, event.data]), [['user.enabled', { user_id: user.id }]])
+  const toggles = await app.db.select({ type: webhookOutbox.type }).from(webhookOutbox)
+    .where(and(eq(webhookOutbox.userId, user.id), inArray(webhookOutbox.type, ['user.disabled', 'user.enabled']))).orderBy(webhookOutbox.id)
+  t.same(toggles.map((row) => row.type), ['user.disabled', 'user.enabled'], 'disabling a disabled user, or enabling an enabled one, is no event')
 
   const last = (await app.inject({ method: 'POST', url: '/auth/login/', payload: { username: body.username, password: 'a new and long passphrase' } })).json()
   t.equal((await app.inject({ method: 'DELETE', url: '/auth/me/', headers: bearer(last.access), payload: { password: 'a new and long passphrase' } })).statusCode, 204)
