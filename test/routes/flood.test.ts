@@ -9,16 +9,21 @@ t.test('a login flood: bounded hashing, 503 with Retry-After past the queue, tok
   let most = 0
   const sampler = setInterval(() => { most = Math.max(most, app.passwordHasher.load().inFlight) }, 1)
   const warnings = t.capture(app.log, 'warn')
-  const flood = Array.from({ length: 12 }, login)
+  // When each login that got through answered: one hash after another, with one hashing slot.
+  const loggedInAt: number[] = []
+  const flood = Array.from({ length: 12 }, () => login().then((answer) => {
+    if (answer.statusCode === 200) loggedInAt.push(performance.now())
+    return answer
+  }))
   await new Promise((resolve) => setImmediate(resolve))
-  const started = performance.now()
   const me = await app.inject({ method: 'GET', url: '/auth/me/', headers: bearer(tokens.access) })
-  const meTook = performance.now() - started
+  const meAnsweredAt = performance.now()
   const answers = await Promise.all(flood)
   clearInterval(sampler)
 
   t.equal(me.statusCode, 200, '/auth/me/ answers while every hashing slot is taken')
-  t.ok(meTook < 250, `and answers fast (${meTook.toFixed(1)} ms)`)
+  // Relative to the hashes, not a fixed time: on a loaded machine everything is slower, a hash as much as the rest.
+  t.ok(meAnsweredAt < Math.max(...loggedInAt), 'and does not wait for the hashing queue to drain')
   const statuses = answers.map((answer) => answer.statusCode)
   t.same(statuses.filter((status) => status !== 200 && status !== 503), [], 'every answer is a login or a 503, never a 500')
   // Logins reach the hashing slots at slightly different times on PostgreSQL, so a slot may free up
